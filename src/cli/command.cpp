@@ -1,0 +1,46 @@
+#include "cli/command.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace snug::cli {
+
+int ExitCodeFor(const Status& status) {
+  switch (status.code()) {
+    case Code::kOk:
+      return kExitOk;
+    case Code::kInvalidArgument:
+      return kExitUsage;
+    case Code::kDoesNotFit:
+      return kExitDoesNotFit;
+    default:
+      return kExitError;
+  }
+}
+
+int Report(const Status& status) {
+  if (!status.ok()) fmt::print(stderr, "snug: {}\n", status.message());
+  return ExitCodeFor(status);
+}
+
+void AddFitFlags(CLI::App* app, FitFlags* flags) {
+  app->add_option("--ctx", flags->ctx, "Context length: N, auto (default) or max");
+  app->add_option("--kv-type", flags->kv_type, "KV cache type: f16 (default), q8_0, q4_0 or auto");
+  app->add_option("--ngl", flags->ngl, "Layers to offload to accelerators: N or auto (default)");
+  app->add_option("--parallel", flags->parallel, "Parallel sequences (slots)")
+      ->check(CLI::Range(1, 256));
+  app->add_option("--memory-limit", flags->memory_limit,
+                  "Host memory budget override (e.g. 6GiB); also SNUG_MEMORY_LIMIT");
+  app->add_option("--hw", flags->hw_profile,
+                  "Plan for a built-in hardware profile (snug hw --profiles)");
+  app->add_option("--headroom", flags->headroom,
+                  "Memory kept free (default 10% of the budget, 256 MiB..1 GiB)");
+}
+
+Status NotYetAvailable(const std::string& command, int issue) {
+  return Status::Unimplemented(
+      fmt::format("'snug {}' is not available in this build yet (issue #{})", command, issue));
+}
+
+}  // namespace snug::cli

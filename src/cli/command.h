@@ -1,0 +1,47 @@
+// Shared plumbing for subcommands: each cmd_<name>.cpp adds itself to the root app and sets the
+// process exit code from its Status (see ExitCodeFor).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "core/status.h"
+
+namespace snug::cli {
+
+// Exit codes (SPEC.md): 0 ok, 1 error, 2 usage error, 3 does not fit.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitDoesNotFit = 3;
+
+int ExitCodeFor(const Status& status);
+
+// Prints "snug: <message>" to stderr (unless ok) and returns the exit code for the status.
+int Report(const Status& status);
+
+// Flags shared by plan, run and serve: kept as text here and parsed once into a plan request.
+struct FitFlags {
+  std::string ctx = "auto";     // N | auto | max
+  std::string kv_type = "f16";  // f16 | q8_0 | q4_0 | auto
+  std::string ngl = "auto";     // N | auto
+  int parallel = 1;
+  std::string memory_limit;  // SIZE; empty = detect (or SNUG_MEMORY_LIMIT)
+  std::string hw_profile;    // built-in profile name; empty = this machine
+  std::string headroom;      // SIZE; empty = policy default
+};
+void AddFitFlags(CLI::App* app, FitFlags* flags);
+
+// Each subcommand registers itself; `exit_code` is written when it runs.
+void AddPlanCommand(CLI::App& root, int* exit_code);
+void AddHwCommand(CLI::App& root, int* exit_code);
+void AddRunCommand(CLI::App& root, int* exit_code);
+void AddServeCommand(CLI::App& root, int* exit_code);
+void AddStoreCommands(CLI::App& root, int* exit_code);  // pull, ls, rm, show, ps
+void AddMkmodelCommand(CLI::App& root, int* exit_code);
+
+// For subcommands whose issue has not landed: says so and fails (exit 1).
+Status NotYetAvailable(const std::string& command, int issue);
+
+}  // namespace snug::cli

@@ -1,0 +1,14 @@
+#include "hw/budget.h"
+
+#include <algorithm>
+
+#include "core/size.h"
+
+namespace snug::hw {
+
+uint64_t DefaultHeadroom(uint64_t raw_bytes) {
+  uint64_t headroom = std::clamp<uint64_t>(raw_bytes / 10, 256 * kMiB, 1 * kGiB);
+  return std::min(headroom, raw_bytes);
+}
+
+}  // namespace snug::hw
