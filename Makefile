@@ -36,5 +36,8 @@ bench: build
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
 
+fuzz: build
+	@bash fuzz/run.sh 600
+
 clean:
 	rm -rf $(BUILD)
