@@ -11,4 +11,8 @@ uint64_t DefaultHeadroom(uint64_t raw_bytes) {
   return std::min(headroom, raw_bytes);
 }
 
+uint64_t DeviceHeadroom(uint64_t total_bytes) {
+  return std::clamp<uint64_t>(total_bytes / 20, 256 * kMiB, 1 * kGiB);
+}
+
 }  // namespace snug::hw

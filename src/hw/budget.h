@@ -1,6 +1,6 @@
 // The memory budget snug plans against: what this machine (or a what-if profile) can really give,
-// each figure with where it came from. Produced by hw::DetectBudget / hw::ProfileBudget, consumed
-// by the planner. Plain data: no I/O here.
+// each figure with where it came from. Produced by hw::ResolveBudget (hw/detect.h) or a profile
+// (hw/profiles.h), consumed by the planner. Plain data: no I/O here.
 #pragma once
 
 #include <cstdint>
@@ -18,9 +18,18 @@ struct Device {
   uint64_t free_bytes = 0;
   // Shares memory with the host (Apple Silicon, integrated GPUs): its memory and the host budget
   // are one pool and must never be counted twice.
+  //
+  // How consumers treat a unified device: `budget_bytes` is only a CAP on what may be placed on
+  // the device (e.g. the Metal working set limit), never extra memory. Every byte placed on it is
+  // also a host byte: a plan fits when
+  //   device_bytes <= device.budget_bytes  AND  host_bytes_used + device_bytes <= Budget.host_bytes
+  // For a discrete device (unified = false) the two pools are separate:
+  //   device_bytes <= device.budget_bytes  AND  host_bytes_used <= Budget.host_bytes.
   bool unified = false;
-  uint64_t budget_bytes = 0;  // usable by snug after headroom
-  std::string source;         // "ggml backend (free memory)", "Metal working set limit", "profile"
+  // Usable by snug: free - DeviceHeadroom(total). For a unified device also at most the host
+  // budget (it cannot be bigger than the pool it draws from).
+  uint64_t budget_bytes = 0;
+  std::string source;  // "ggml backend (free memory)", "Metal working set limit", "profile"
 };
 
 struct Budget {
@@ -40,5 +49,10 @@ struct Budget {
 // Headroom policy (SPEC.md "Budget"): 10% of the raw budget, at least 256 MiB, at most 1 GiB;
 // never more than the raw budget itself.
 uint64_t DefaultHeadroom(uint64_t raw_bytes);
+
+// Device headroom: 5% of the device's total memory, at least 256 MiB, at most 1 GiB (llama.cpp's
+// own fit keeps 1 GiB free per device by default, common/fit.cpp --fit-target). Covers driver
+// allocations made after probing (CUDA context, cuBLAS workspace, Metal command buffers).
+uint64_t DeviceHeadroom(uint64_t total_bytes);
 
 }  // namespace snug::hw
