@@ -1,0 +1,366 @@
+#include "plan/fit.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "core/size.h"
+
+namespace snug::plan {
+namespace {
+
+constexpr uint32_t kDefaultCtx = 8192;  // SPEC.md: the seed's sane default
+constexpr uint32_t kMinAutoCtx = 2048;  // below this a chat model is not useful
+constexpr uint32_t kCtxStep = 256;      // llama.cpp pads n_ctx to 256 anyway
+
+struct Candidate {
+  Settings settings;
+  MemoryBreakdown memory;
+  bool fits = false;
+};
+
+std::vector<const hw::Device*> Accelerators(const hw::Budget& budget) {
+  std::vector<const hw::Device*> out;
+  for (const auto& d : budget.devices) {
+    if (d.backend != "CPU" && d.budget_bytes > 0) out.push_back(&d);
+  }
+  return out;
+}
+
+// Splits `n` offloaded layers (n_layer + 1 means the output layer too) over the devices in
+// proportion to their budgets, as llama.cpp's default tensor_split follows free memory.
+void Distribute(const ModelShape& shape, const std::vector<const hw::Device*>& devices, int n,
+                Settings* s) {
+  s->devices.clear();
+  s->output_on_device = false;
+  if (devices.empty() || n <= 0) return;
+  const uint32_t layers = std::min<uint32_t>(static_cast<uint32_t>(n), shape.n_layer);
+  s->output_on_device = static_cast<uint32_t>(n) > shape.n_layer;
+  uint64_t total = 0;
+  for (const auto* d : devices)
+    total += d->budget_bytes;
+  uint32_t given = 0;
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    cumulative += devices[i]->budget_bytes;
+    const uint32_t upto =
+        i + 1 == devices.size()
+            ? layers
+            : static_cast<uint32_t>((static_cast<long double>(cumulative) / total) * layers + 0.5L);
+    DevicePlacement p;
+    p.name = devices[i]->name;
+    p.unified = devices[i]->unified;
+    p.n_layers = std::max(upto, given) - given;
+    given += p.n_layers;
+    s->devices.push_back(p);
+  }
+}
+
+bool DevicesFit(const MemoryBreakdown& m, const std::vector<const hw::Device*>& devices) {
+  for (size_t i = 0; i < m.per_device.size() && i < devices.size(); ++i) {
+    if (m.per_device[i].total_bytes > devices[i]->budget_bytes) return false;
+  }
+  return true;
+}
+
+class Fitter {
+ public:
+  Fitter(const ModelShape& shape, const hw::Budget& budget, const Request& request,
+         const FitOptions& options)
+      : shape_(shape), budget_(budget), request_(request), devices_(Accelerators(budget)) {
+    base_.n_parallel = request.n_parallel;
+    base_.n_batch = request.n_batch;
+    base_.n_ubatch = request.n_ubatch;
+    base_.flash_attn = request.flash_attn != FlashAttn::kOff;
+    base_.cpu = options.cpu;
+  }
+
+  // The best placement for a context and KV type: explicit --ngl, or as many layers on the
+  // accelerators as they hold (more offload never costs host memory).
+  Candidate Evaluate(uint32_t n_ctx, KvType kv) const {
+    Settings s = base_;
+    s.n_ctx = n_ctx;
+    s.kv_type = kv;
+    const int max_ngl = static_cast<int>(shape_.n_layer) + 1;
+    int ngl = 0;
+    if (!devices_.empty()) {
+      if (!request_.ngl_auto) {
+        ngl = std::min(request_.n_gpu_layers, max_ngl);
+      } else {
+        // Device memory grows with the layer count: binary search the largest that fits.
+        int lo = 0, hi = max_ngl;
+        while (lo < hi) {
+          const int mid = (lo + hi + 1) / 2;
+          Settings t = s;
+          Distribute(shape_, devices_, mid, &t);
+          if (DevicesFit(Estimate(shape_, t), devices_)) {
+            lo = mid;
+          } else {
+            hi = mid - 1;
+          }
+        }
+        ngl = lo;
+      }
+    }
+    Distribute(shape_, devices_, ngl, &s);
+    Candidate c;
+    c.settings = s;
+    c.memory = Estimate(shape_, s);
+    c.fits = c.memory.host_required_bytes <= budget_.host_bytes && DevicesFit(c.memory, devices_);
+    return c;
+  }
+
+  // The largest context <= hi (a multiple of 256, or hi itself) that fits with `kv`, not below
+  // `lo`; nullopt when even `lo` does not fit. Memory grows with the context, so bisect.
+  std::optional<Candidate> Largest(KvType kv, uint32_t lo, uint32_t hi) const {
+    if (hi < lo) return std::nullopt;
+    auto ctx_at = [&](uint32_t k) { return std::min<uint32_t>(k * kCtxStep, hi); };
+    uint32_t k_lo = (lo + kCtxStep - 1) / kCtxStep;
+    uint32_t k_hi = (hi + kCtxStep - 1) / kCtxStep;
+    if (k_lo == 0) k_lo = 1;
+    Candidate first = Evaluate(std::max(lo, std::min(ctx_at(k_lo), hi)), kv);
+    if (!first.fits) return std::nullopt;
+    Candidate best = first;
+    uint32_t a = k_lo, b = k_hi;  // invariant: ctx_at(a) fits
+    while (a < b) {
+      const uint32_t mid = (a + b + 1) / 2;
+      Candidate c = Evaluate(ctx_at(mid), kv);
+      if (c.fits) {
+        a = mid;
+        best = std::move(c);
+      } else {
+        b = mid - 1;
+      }
+    }
+    return best;
+  }
+
+  MaxCtx ComputeMaxCtx() const {
+    MaxCtx m;
+    const uint32_t hi = std::max<uint32_t>(shape_.n_ctx_train, kCtxStep);
+    auto largest = [&](KvType kv) -> uint32_t {
+      if (kv != KvType::kF16 && !base_.flash_attn) return 0;  // quantized V needs FA
+      auto c = Largest(kv, kCtxStep, hi);
+      return c ? c->settings.n_ctx : 0;
+    };
+    m.f16 = largest(KvType::kF16);
+    m.q8_0 = largest(KvType::kQ8_0);
+    m.q4_0 = largest(KvType::kQ4_0);
+    return m;
+  }
+
+  std::string Placement(const Candidate& c) const {
+    const int ngl = c.settings.NGpuLayers();
+    if (c.settings.devices.empty() || ngl == 0) {
+      return devices_.empty() ? "CPU only" : "all layers on the CPU (no room on accelerators)";
+    }
+    std::vector<std::string> parts;
+    for (const auto& d : c.settings.devices) {
+      if (d.n_layers > 0) parts.push_back(fmt::format("{} on {}", d.n_layers, d.name));
+    }
+    std::string where = fmt::format("{}", fmt::join(parts, ", "));
+    if (ngl > static_cast<int>(shape_.n_layer)) {
+      return fmt::format("all {} layers and the output on accelerators ({})", shape_.n_layer,
+                         where);
+    }
+    return fmt::format("{} of {} layers on accelerators ({}), the rest on the CPU", ngl,
+                       shape_.n_layer, where);
+  }
+
+  std::string BudgetText() const {
+    std::string text = FormatSize(budget_.host_bytes);
+    std::string detail = budget_.detail.empty() ? budget_.source : budget_.detail;
+    if (budget_.headroom_bytes > 0) {
+      return fmt::format("{} ({}, minus {} headroom)", text, detail,
+                         FormatSize(budget_.headroom_bytes));
+    }
+    return fmt::format("{} ({})", text, detail);
+  }
+
+  std::string Needs(const Candidate& c) const {
+    std::string s = fmt::format("{} at ctx {} ({} KV)", FormatSize(c.memory.host_required_bytes),
+                                c.settings.n_ctx, KvTypeName(c.settings.kv_type));
+    uint64_t device_total = 0;
+    for (const auto& d : c.memory.per_device)
+      device_total += d.unified ? 0 : d.total_bytes;
+    if (device_total > 0) {
+      s += fmt::format(" plus {} on accelerators", FormatSize(device_total));
+    }
+    return s;
+  }
+
+  std::string MaxCtxText(const MaxCtx& m) const {
+    std::vector<std::string> parts;
+    if (m.f16 > 0) parts.push_back(fmt::format("{} (f16 KV)", m.f16));
+    if (m.q8_0 > 0 && m.q8_0 > m.f16) parts.push_back(fmt::format("{} (q8_0 KV)", m.q8_0));
+    if (m.q4_0 > 0 && m.q4_0 > std::max(m.f16, m.q8_0)) {
+      parts.push_back(fmt::format("{} (q4_0 KV)", m.q4_0));
+    }
+    if (parts.empty()) {
+      return "not even a 256-token context fits: free memory, raise the limit "
+             "(--memory-limit) or pick a smaller model or quantization";
+    }
+    return fmt::format("the largest context that fits is {}", fmt::join(parts, " or "));
+  }
+
+  Result<Plan> Run() const {
+    std::vector<KvType> kvs;
+    if (request_.kv_auto) {
+      kvs = {KvType::kF16, KvType::kQ8_0, KvType::kQ4_0};
+    } else {
+      kvs = {request_.kv_type};
+    }
+    if (!base_.flash_attn) {
+      if (!request_.kv_auto && request_.kv_type != KvType::kF16) {
+        return Status::InvalidArgument(
+            "a quantized V cache needs flash attention in llama.cpp; use --kv-type f16 or leave "
+            "flash attention on");
+      }
+      kvs = {KvType::kF16};
+    }
+    if (request_.ctx_mode == CtxMode::kExplicit && request_.n_ctx == 0) {
+      return Status::InvalidArgument("the context length must be at least 1 token");
+    }
+
+    Plan plan;
+    plan.max_ctx = ComputeMaxCtx();
+    const uint32_t n_train = std::max<uint32_t>(shape_.n_ctx_train, 1);
+    std::string why;
+    std::optional<Candidate> chosen;
+    Candidate tried;  // what was needed, for the message when nothing fits
+
+    if (request_.ctx_mode == CtxMode::kExplicit) {
+      const uint32_t n = request_.n_ctx;
+      for (KvType kv : kvs) {
+        Candidate c = Evaluate(n, kv);
+        if (kv == kvs.front()) tried = c;
+        if (c.fits) {
+          chosen = c;
+          why = fmt::format("ctx {} as requested", n);
+          if (kv != kvs.front()) {
+            why += fmt::format(", {} KV because {} does not fit ({})", KvTypeName(kv),
+                               KvTypeName(kvs.front()), Needs(tried));
+          }
+          if (n > n_train) {
+            why += fmt::format(" (beyond the model's trained {}: quality may drop)", n_train);
+          }
+          break;
+        }
+      }
+    } else if (request_.ctx_mode == CtxMode::kAuto) {
+      const uint32_t target = std::min(n_train, kDefaultCtx);
+      for (KvType kv : kvs) {
+        Candidate c = Evaluate(target, kv);
+        if (kv == kvs.front()) tried = c;
+        if (c.fits) {
+          chosen = c;
+          why = target == kDefaultCtx ? fmt::format(
+                                            "ctx {} (the default; the model was trained "
+                                            "for {})",
+                                            target, n_train)
+                                      : fmt::format("ctx {} (the model's trained context)", target);
+          if (kv != kvs.front()) {
+            why += fmt::format(", {} KV because f16 needs {}", KvTypeName(kv), Needs(tried));
+          }
+          break;
+        }
+      }
+      if (!chosen) {
+        const uint32_t floor = std::min(n_train, kMinAutoCtx);
+        for (KvType kv : kvs) {
+          if (auto c = Largest(kv, floor, target)) {
+            chosen = c;
+            why =
+                fmt::format("ctx {} ({} KV): the default {} needs {} but the budget is {}",
+                            c->settings.n_ctx, KvTypeName(kv), target, Needs(tried), BudgetText());
+            break;
+          }
+        }
+      }
+    } else {  // max
+      const uint32_t floor = std::min(n_train, kMinAutoCtx);
+      for (KvType kv : kvs) {
+        Candidate c = Evaluate(n_train, kv);
+        if (kv == kvs.front()) tried = c;
+        if (c.fits) {
+          chosen = c;
+          why = fmt::format("ctx {} (max: the model's trained context)", n_train);
+          break;
+        }
+      }
+      if (!chosen) {
+        for (KvType kv : kvs) {
+          auto c = Largest(kv, floor, n_train);
+          if (c && (!chosen || c->settings.n_ctx > chosen->settings.n_ctx)) chosen = c;
+        }
+        if (chosen) {
+          why = fmt::format("ctx {} ({} KV, max: the largest that fits; the trained {} needs {})",
+                            chosen->settings.n_ctx, KvTypeName(chosen->settings.kv_type), n_train,
+                            Needs(tried));
+        }
+      }
+    }
+
+    if (chosen) {
+      plan.fits = true;
+      plan.settings = chosen->settings;
+      plan.memory = chosen->memory;
+      plan.reason = fmt::format("{}; {}: needs {} of {}", why, Placement(*chosen),
+                                FormatSize(chosen->memory.host_required_bytes), BudgetText());
+      if (chosen->memory.file_cache_bytes > 0) {
+        plan.reason += fmt::format(" (plus {} of reclaimable file cache while loading)",
+                                   FormatSize(chosen->memory.file_cache_bytes));
+      }
+    } else {
+      plan.fits = false;
+      plan.settings = tried.settings;
+      plan.memory = tried.memory;
+      std::string message = fmt::format("{} needs {} but the budget is {}; {}", shape_.name,
+                                        Needs(tried), BudgetText(), MaxCtxText(plan.max_ctx));
+      if (request_.ctx_mode == CtxMode::kAuto && plan.max_ctx.For(kvs.front()) > 0) {
+        message += fmt::format(
+            " (below the {}-token minimum snug picks by itself; ask for it "
+            "with --ctx)",
+            std::min(n_train, kMinAutoCtx));
+      } else if (!request_.kv_auto && plan.max_ctx.q8_0 > plan.max_ctx.For(request_.kv_type)) {
+        message += "; --kv-type auto lets snug quantize the KV cache";
+      }
+      plan.reason = message;
+      plan.status = Status::DoesNotFit(message);
+    }
+    if (!shape_.approximation.empty()) plan.reason += ". Note: " + shape_.approximation;
+    return plan;
+  }
+
+ private:
+  const ModelShape& shape_;
+  const hw::Budget& budget_;
+  const Request& request_;
+  std::vector<const hw::Device*> devices_;
+  Settings base_;
+};
+
+}  // namespace
+
+uint32_t MaxCtx::For(KvType type) const {
+  switch (type) {
+    case KvType::kF16:
+      return f16;
+    case KvType::kQ8_0:
+      return q8_0;
+    case KvType::kQ4_0:
+      return q4_0;
+  }
+  return 0;
+}
+
+Result<Plan> Fit(const ModelShape& shape, const hw::Budget& budget, const Request& request,
+                 const FitOptions& options) {
+  if (shape.n_layer == 0) return Status::InvalidArgument("the model has no layers");
+  if (request.n_parallel == 0) return Status::InvalidArgument("--parallel must be at least 1");
+  return Fitter(shape, budget, request, options).Run();
+}
+
+}  // namespace snug::plan
