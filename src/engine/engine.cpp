@@ -1,0 +1,404 @@
+// Loading: backend initialisation, llama.cpp log routing, the dry run, model and context.
+#include "engine/engine.h"
+
+#include <fmt/format.h>
+#include <llama-ext.h>
+#include <llama.h>
+
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "config/env.h"
+#include "core/log.h"
+#include "core/size.h"
+
+namespace snug::engine {
+namespace {
+
+// llama.cpp logs in fragments (GGML_LOG_LEVEL_CONT continues a line); lines are assembled here and
+// sent to spdlog at debug level so a normal run is quiet. The last error line is kept so a failed
+// load can say why in its Status.
+std::mutex g_log_mutex;
+std::string g_log_line;
+std::string g_last_error;
+ggml_log_level g_line_level = GGML_LOG_LEVEL_DEBUG;
+
+void LogToSpdlog(ggml_log_level level, const char* text, void* /*user_data*/) {
+  std::lock_guard<std::mutex> lock(g_log_mutex);
+  if (level != GGML_LOG_LEVEL_CONT) g_line_level = level;
+  g_log_line += text ? text : "";
+  size_t newline;
+  while ((newline = g_log_line.find('\n')) != std::string::npos) {
+    std::string line = g_log_line.substr(0, newline);
+    g_log_line.erase(0, newline + 1);
+    if (line.empty()) continue;
+    if (g_line_level == GGML_LOG_LEVEL_ERROR) g_last_error = line;
+    spdlog::debug("llama.cpp: {}", line);
+  }
+}
+
+std::string TakeLastLlamaError() {
+  std::lock_guard<std::mutex> lock(g_log_mutex);
+  std::string error = std::move(g_last_error);
+  g_last_error.clear();
+  return error;
+}
+
+std::string WithLlamaReason(const std::string& message) {
+  std::string reason = TakeLastLlamaError();
+  return reason.empty() ? message : message + " (llama.cpp: " + reason + ")";
+}
+
+Result<ggml_type> KvTypeFromName(const std::string& name) {
+  if (name == "f16") return GGML_TYPE_F16;
+  if (name == "q8_0") return GGML_TYPE_Q8_0;
+  if (name == "q4_0") return GGML_TYPE_Q4_0;
+  if (name == "f32") return GGML_TYPE_F32;
+  return Status::InvalidArgument("unknown KV cache type '" + name + "'; use f16, q8_0 or q4_0");
+}
+
+llama_model_params ToModelParams(const ModelOptions& options) {
+  llama_model_params params = llama_model_default_params();
+  params.n_gpu_layers = options.n_gpu_layers;
+  params.load_mode = options.use_mmap ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
+  return params;
+}
+
+int DefaultThreads() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 4 : static_cast<int>(n);
+}
+
+Result<llama_context_params> ToContextParams(const ContextOptions& options) {
+  if (options.n_ctx == 0) return Status::InvalidArgument("context size must be positive");
+  if (options.n_seq_max == 0) return Status::InvalidArgument("parallel sequences must be >= 1");
+  llama_context_params params = llama_context_default_params();
+  params.n_ctx = options.n_ctx;
+  params.n_batch = options.n_batch;
+  params.n_ubatch = std::min(options.n_ubatch, options.n_batch);
+  params.n_seq_max = options.n_seq_max;
+  params.kv_unified = options.kv_unified;
+  params.swa_full = options.swa_full;
+  params.n_threads = options.n_threads > 0 ? options.n_threads : DefaultThreads();
+  params.n_threads_batch = options.n_threads_batch > 0 ? options.n_threads_batch : params.n_threads;
+  switch (options.flash_attn) {
+    case FlashAttn::kAuto:
+      params.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_AUTO;
+      break;
+    case FlashAttn::kOn:
+      params.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+      break;
+    case FlashAttn::kOff:
+      params.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+      break;
+  }
+  SNUG_ASSIGN_OR_RETURN(ggml_type kv, KvTypeFromName(options.kv_type));
+  if (kv != GGML_TYPE_F16 && kv != GGML_TYPE_F32 && options.flash_attn == FlashAttn::kOff) {
+    // llama.cpp cannot store a quantized V cache without flash attention (llama-context.cpp).
+    return Status::InvalidArgument("a quantized KV cache (" + options.kv_type +
+                                   ") needs flash attention; do not turn it off");
+  }
+  params.type_k = kv;
+  params.type_v = kv;
+  params.no_perf = false;
+  return params;
+}
+
+Status CheckModelFile(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return Status::NotFound("model file " + path + " does not exist");
+  }
+  return Status::Ok();
+}
+
+MemoryBreakdown BreakdownOf(const llama_context* ctx) {
+  MemoryBreakdown out;
+  for (const auto& [buft, mb] : llama_get_memory_breakdown(ctx)) {
+    MemoryPart part;
+    part.buffer = ggml_backend_buft_name(buft);
+    part.host = ggml_backend_buft_is_host(buft);
+    part.model_bytes = mb.model;
+    part.context_bytes = mb.context;
+    part.compute_bytes = mb.compute;
+    out.parts.push_back(std::move(part));
+  }
+  return out;
+}
+
+// Parses SNUG_FAULT ("decode_fail@5", "nan_logits@3", comma separated).
+void ParseFault(const std::string& spec, int* fail_decode_at, int* nan_logits_at) {
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t end = spec.find(',', start);
+    if (end == std::string::npos) end = spec.size();
+    const std::string item = spec.substr(start, end - start);
+    const size_t at = item.find('@');
+    if (at != std::string::npos) {
+      const std::string kind = item.substr(0, at);
+      const int n = std::atoi(item.c_str() + at + 1);
+      if (kind == "decode_fail") *fail_decode_at = n;
+      if (kind == "nan_logits") *nan_logits_at = n;
+    }
+    if (!item.empty() && at == std::string::npos) {
+      spdlog::warn("ignoring SNUG_FAULT item '{}' (expected kind@N)", item);
+    }
+    start = end + 1;
+  }
+}
+
+}  // namespace
+
+void InitBackend() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llama_log_set(LogToSpdlog, nullptr);
+    llama_backend_init();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+uint64_t MemoryBreakdown::HostBytes() const {
+  uint64_t total = 0;
+  for (const auto& p : parts) {
+    if (p.host) total += p.model_bytes + p.context_bytes + p.compute_bytes;
+  }
+  return total;
+}
+
+uint64_t MemoryBreakdown::DeviceBytes() const {
+  uint64_t total = 0;
+  for (const auto& p : parts) {
+    if (!p.host) total += p.model_bytes + p.context_bytes + p.compute_bytes;
+  }
+  return total;
+}
+
+uint64_t MemoryBreakdown::TotalBytes() const {
+  return HostBytes() + DeviceBytes();
+}
+
+std::string MemoryBreakdown::ToString() const {
+  std::string out;
+  for (const auto& p : parts) {
+    if (!out.empty()) out += "; ";
+    out += fmt::format("{} {} (model {}, kv {}, compute {})", p.buffer,
+                       FormatSize(p.model_bytes + p.context_bytes + p.compute_bytes),
+                       FormatSize(p.model_bytes), FormatSize(p.context_bytes),
+                       FormatSize(p.compute_bytes));
+  }
+  return out;
+}
+
+Result<MemoryBreakdown> DryRun(const ModelOptions& model_options,
+                               const ContextOptions& context_options) {
+  InitBackend();
+  SNUG_RETURN_IF_ERROR(CheckModelFile(model_options.path));
+  SNUG_ASSIGN_OR_RETURN(llama_context_params cparams, ToContextParams(context_options));
+  llama_model_params mparams = ToModelParams(model_options);
+  mparams.no_alloc = true;
+  mparams.load_mode = LLAMA_LOAD_MODE_NONE;  // as common/fit.cpp: nothing is read or mapped
+  llama_model* model = llama_model_load_from_file(model_options.path.c_str(), mparams);
+  if (model == nullptr) {
+    return Status::Corrupt(WithLlamaReason("llama.cpp could not read " + model_options.path));
+  }
+  llama_context* ctx = llama_init_from_model(model, cparams);
+  if (ctx == nullptr) {
+    llama_model_free(model);
+    return Status::Runtime(
+        WithLlamaReason("llama.cpp could not plan a context for " + model_options.path));
+  }
+  MemoryBreakdown breakdown = BreakdownOf(ctx);
+  llama_free(ctx);
+  llama_model_free(model);
+  return breakdown;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model
+
+Result<std::unique_ptr<Model>> Model::Load(const ModelOptions& options) {
+  InitBackend();
+  SNUG_RETURN_IF_ERROR(CheckModelFile(options.path));
+  llama_model* model = llama_model_load_from_file(options.path.c_str(), ToModelParams(options));
+  if (model == nullptr) {
+    return Status::Corrupt(WithLlamaReason("llama.cpp could not load " + options.path));
+  }
+  return std::unique_ptr<Model>(new Model(model, options.path));
+}
+
+Model::~Model() {
+  llama_model_free(model_);
+}
+
+Result<std::vector<Token>> Model::Tokenize(std::string_view text, bool add_special,
+                                           bool parse_special) const {
+  const llama_vocab* vocab = llama_model_get_vocab(model_);
+  if (text.size() > static_cast<size_t>(INT32_MAX / 2)) {
+    return Status::InvalidArgument("prompt is too large to tokenize");
+  }
+  std::vector<Token> tokens(text.size() + 8);
+  int32_t n = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                             static_cast<int32_t>(tokens.size()), add_special, parse_special);
+  if (n == INT32_MIN) return Status::InvalidArgument("prompt is too large to tokenize");
+  if (n < 0) {
+    tokens.resize(-n);
+    n = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                       static_cast<int32_t>(tokens.size()), add_special, parse_special);
+    if (n < 0) return Status::Internal("tokenizer disagreed with itself about the token count");
+  }
+  tokens.resize(n);
+  return tokens;
+}
+
+std::string Model::TokenPiece(Token token) const {
+  const llama_vocab* vocab = llama_model_get_vocab(model_);
+  char small[64];
+  int32_t n = llama_token_to_piece(vocab, token, small, sizeof(small), 0, false);
+  if (n >= 0) return std::string(small, n);
+  std::string big(-n, '\0');
+  n = llama_token_to_piece(vocab, token, big.data(), static_cast<int32_t>(big.size()), 0, false);
+  big.resize(n < 0 ? 0 : n);
+  return big;
+}
+
+std::string Model::Detokenize(const std::vector<Token>& tokens) const {
+  std::string out;
+  for (Token t : tokens)
+    out += TokenPiece(t);
+  return out;
+}
+
+bool Model::IsEndOfGeneration(Token token) const {
+  return llama_vocab_is_eog(llama_model_get_vocab(model_), token);
+}
+
+int Model::n_ctx_train() const {
+  return llama_model_n_ctx_train(model_);
+}
+int Model::n_layer() const {
+  return llama_model_n_layer(model_);
+}
+int Model::n_vocab() const {
+  return llama_vocab_n_tokens(llama_model_get_vocab(model_));
+}
+
+std::string Model::Description() const {
+  char buf[256];
+  const int n = llama_model_desc(model_, buf, sizeof(buf));
+  return n > 0 ? std::string(buf, std::min<int>(n, sizeof(buf) - 1)) : std::string();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Context
+
+double Timings::PromptTokensPerSecond() const {
+  return prompt_ms > 0 ? prompt_tokens * 1000.0 / prompt_ms : 0;
+}
+double Timings::DecodeTokensPerSecond() const {
+  return decode_ms > 0 ? decode_tokens * 1000.0 / decode_ms : 0;
+}
+
+Result<std::unique_ptr<Context>> Context::Create(Model* model, const ContextOptions& options) {
+  SNUG_ASSIGN_OR_RETURN(llama_context_params params, ToContextParams(options));
+  llama_context* ctx = llama_init_from_model(model->raw(), params);
+  if (ctx == nullptr) {
+    return Status::Runtime(WithLlamaReason(fmt::format(
+        "llama.cpp could not create a context of {} tokens with {} KV cache (out of memory?)",
+        options.n_ctx, options.kv_type)));
+  }
+  std::unique_ptr<Context> context(new Context());
+  context->model_ = model;
+  context->ctx_ = ctx;
+  context->options_ = options;
+  if (auto fault = env::Fault()) {
+    ParseFault(*fault, &context->fail_decode_at_, &context->nan_logits_at_);
+    spdlog::debug("fault injection: decode_fail@{} nan_logits@{}", context->fail_decode_at_,
+                  context->nan_logits_at_);
+  }
+  return context;
+}
+
+Context::~Context() {
+  llama_free(ctx_);
+}
+
+uint32_t Context::n_ctx() const {
+  return llama_n_ctx(ctx_);
+}
+uint32_t Context::n_ctx_seq() const {
+  return llama_n_ctx_seq(ctx_);
+}
+uint32_t Context::n_seq_max() const {
+  return llama_n_seq_max(ctx_);
+}
+uint32_t Context::n_batch() const {
+  return llama_n_batch(ctx_);
+}
+MemoryBreakdown Context::Memory() const {
+  return BreakdownOf(ctx_);
+}
+
+Timings Context::Perf() const {
+  const llama_perf_context_data perf = llama_perf_context(ctx_);
+  Timings t;
+  t.prompt_ms = perf.t_p_eval_ms;
+  t.prompt_tokens = perf.n_p_eval;
+  t.decode_ms = perf.t_eval_ms;
+  t.decode_tokens = perf.n_eval;
+  return t;
+}
+
+void Context::ResetPerf() {
+  llama_perf_context_reset(ctx_);
+}
+
+int Context::Decode(const void* batch_ptr) {
+  ++decode_calls_;
+  nan_injected_ = nan_logits_at_ > 0 && decode_calls_ == nan_logits_at_;
+  if (fail_decode_at_ > 0 && decode_calls_ == fail_decode_at_) {
+    spdlog::debug("fault injection: decode call {} fails", decode_calls_);
+    return -3;
+  }
+  return llama_decode(ctx_, *static_cast<const llama_batch*>(batch_ptr));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Result<Loaded> LoadFitted(const ModelOptions& model_options, const ContextOptions& context_options,
+                          const LoadBudget& budget) {
+  Loaded loaded;
+  if (budget.host_bytes > 0 || budget.device_bytes > 0) {
+    SNUG_ASSIGN_OR_RETURN(MemoryBreakdown dry, DryRun(model_options, context_options));
+    const std::string source = budget.source.empty() ? "" : " (" + budget.source + ")";
+    if (budget.host_bytes > 0 && dry.HostBytes() > budget.host_bytes) {
+      return Status::DoesNotFit(fmt::format(
+          "llama.cpp's own dry run needs {} of host memory at ctx {} with {} KV cache ({}), but "
+          "the budget is {}{}; lower --ctx or allow --kv-type auto",
+          FormatSize(dry.HostBytes()), context_options.n_ctx, context_options.kv_type,
+          dry.ToString(), FormatSize(budget.host_bytes), source));
+    }
+    if (budget.device_bytes > 0 && dry.DeviceBytes() > budget.device_bytes) {
+      return Status::DoesNotFit(fmt::format(
+          "llama.cpp's own dry run needs {} of accelerator memory ({}), but {} is free{}; lower "
+          "--ngl or --ctx",
+          FormatSize(dry.DeviceBytes()), dry.ToString(), FormatSize(budget.device_bytes), source));
+    }
+    spdlog::debug("dry run: {} (host {}, budget {})", dry.ToString(), FormatSize(dry.HostBytes()),
+                  FormatSize(budget.host_bytes));
+    loaded.dry_run = std::move(dry);
+  }
+  SNUG_ASSIGN_OR_RETURN(loaded.model, Model::Load(model_options));
+  SNUG_ASSIGN_OR_RETURN(loaded.context, Context::Create(loaded.model.get(), context_options));
+  return loaded;
+}
+
+std::string PromptTooLongMessage(size_t prompt_tokens, uint32_t n_ctx) {
+  return fmt::format(
+      "prompt is {} tokens but the context holds {}; raise --ctx or shorten the prompt",
+      prompt_tokens, n_ctx);
+}
+
+}  // namespace snug::engine

@@ -1,0 +1,285 @@
+// The engine: the only part of snug that talks to llama.cpp. It loads a model with settings the
+// planner chose (after confirming them against llama.cpp's own dry-run figures), tokenizes,
+// applies the GGUF chat template, and generates text for one or many sequences that share one
+// KV cache (continuous batching). Every llama_decode result and every sampled row of logits is
+// checked: a backend failure ends the affected sequences with an error, never with garbage.
+//
+// Threading: a Model may be shared; a Context and its Runner are used from one thread at a time.
+// llama.h is NOT included here: callers (cli, server) see only snug types.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+struct llama_model;
+struct llama_context;
+
+namespace snug::engine {
+
+using Token = int32_t;
+using SeqId = int32_t;
+
+// Routes llama.cpp's log through spdlog (debug level) and initialises the backends. Idempotent;
+// Model::Load and DryRun call it, so callers only need it to silence logs before other work.
+void InitBackend();
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+struct ModelOptions {
+  std::string path;      // local .gguf file
+  int n_gpu_layers = 0;  // layers offloaded to the accelerator; -1 = all
+  bool use_mmap = true;  // map the file instead of reading it into anonymous memory
+};
+
+enum class FlashAttn { kAuto, kOn, kOff };
+
+struct ContextOptions {
+  uint32_t n_ctx = 4096;        // total KV cells, shared by all sequences (kv_unified)
+  std::string kv_type = "f16";  // "f16" | "q8_0" | "q4_0" (K and V)
+  FlashAttn flash_attn = FlashAttn::kAuto;
+  uint32_t n_seq_max = 1;  // parallel sequences (server slots)
+  // One KV buffer for all sequences (any may use up to n_ctx) or, when false, n_ctx / n_seq_max
+  // cells per sequence. Follow the plan's choice (plan::Settings::kv_unified).
+  bool kv_unified = true;
+  // Sliding-window layers keep the full context (llama.cpp's default) or only the window (the
+  // planner's assumption, plan::Settings::swa_full = false).
+  bool swa_full = false;
+  uint32_t n_batch = 2048;  // logical batch (tokens per llama_decode)
+  uint32_t n_ubatch = 512;  // physical batch (compute buffer size depends on it)
+  int n_threads = 0;        // generation threads; 0 = hardware concurrency
+  int n_threads_batch = 0;  // prompt threads; 0 = same as n_threads
+};
+
+// What llama.cpp itself allocates (or would allocate, in a dry run), per buffer type.
+struct MemoryPart {
+  std::string buffer;  // ggml buffer type name: "CPU", "CPU_REPACK", "CUDA0", ...
+  bool host = false;   // lives in host memory
+  uint64_t model_bytes = 0;
+  uint64_t context_bytes = 0;  // KV cache / recurrent state
+  uint64_t compute_bytes = 0;
+};
+struct MemoryBreakdown {
+  std::vector<MemoryPart> parts;
+  uint64_t HostBytes() const;    // sum over host parts
+  uint64_t DeviceBytes() const;  // sum over non-host parts
+  uint64_t TotalBytes() const;
+  std::string ToString() const;  // "host 4.1 GiB (model 1.9 GiB, kv 0.9 GiB, compute 0.3 GiB)..."
+};
+
+// Budget the dry run is checked against (usually hw::Budget after headroom). 0 = unchecked.
+struct LoadBudget {
+  uint64_t host_bytes = 0;
+  uint64_t device_bytes = 0;  // summed over accelerators; ignored when 0
+  std::string source;         // named in the DoesNotFit message: "cgroup v1 limit"
+};
+
+// llama.cpp's own no-alloc dry run (llama_model_params.no_alloc + llama_get_memory_breakdown):
+// reads only the header, allocates nothing. Costs a few hundred ms on a 3B model.
+Result<MemoryBreakdown> DryRun(const ModelOptions& model, const ContextOptions& context);
+
+class Model {
+ public:
+  // Loads the weights. Stores nothing and returns NotFound / Corrupt / Runtime on failure.
+  static Result<std::unique_ptr<Model>> Load(const ModelOptions& options);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  // add_special: prepend BOS etc. as the model's vocab asks. parse_special: "<|im_start|>" in the
+  // text becomes the control token (true for chat-templated prompts).
+  Result<std::vector<Token>> Tokenize(std::string_view text, bool add_special,
+                                      bool parse_special) const;
+  // Raw bytes of one token (may be an incomplete UTF-8 sequence). Control tokens render as "".
+  std::string TokenPiece(Token token) const;
+  std::string Detokenize(const std::vector<Token>& tokens) const;
+  bool IsEndOfGeneration(Token token) const;
+
+  int n_ctx_train() const;
+  int n_layer() const;
+  int n_vocab() const;
+  std::string Description() const;  // "llama 1B Q4_K - Medium"
+  const std::string& path() const { return path_; }
+
+  llama_model* raw() const { return model_; }  // for engine internals
+
+ private:
+  Model(llama_model* model, std::string path) : model_(model), path_(std::move(path)) {}
+  llama_model* model_;
+  std::string path_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Chat
+
+struct ChatMessage {
+  std::string role;  // "system" | "user" | "assistant"
+  std::string content;
+};
+
+struct ChatPrompt {
+  std::string text;
+  // True when the GGUF had no (recognised) template and a plain "role: content" fallback was used.
+  bool used_fallback = false;
+};
+
+// Formats messages with the model's chat template (llama_chat_apply_template), ending with the
+// assistant prefix when add_assistant. Tokenize the result with parse_special = true.
+Result<ChatPrompt> ApplyChatTemplate(const Model& model, const std::vector<ChatMessage>& messages,
+                                     bool add_assistant = true);
+
+// ---------------------------------------------------------------------------------------------
+// Context
+
+struct Timings {
+  double prompt_ms = 0;
+  int prompt_tokens = 0;
+  double decode_ms = 0;
+  int decode_tokens = 0;
+  double PromptTokensPerSecond() const;
+  double DecodeTokensPerSecond() const;
+};
+
+class Context {
+ public:
+  // Creates the context (allocates KV cache and compute buffers). The model must outlive it.
+  // Fault injection (SNUG_FAULT, see env.h) is read here once.
+  static Result<std::unique_ptr<Context>> Create(Model* model, const ContextOptions& options);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  Model& model() const { return *model_; }
+  uint32_t n_ctx() const;      // total KV cells
+  uint32_t n_ctx_seq() const;  // most positions one sequence may use
+  uint32_t n_seq_max() const;
+  uint32_t n_batch() const;
+  const ContextOptions& options() const { return options_; }
+  MemoryBreakdown Memory() const;  // what llama.cpp actually allocated
+  Timings Perf() const;            // llama.cpp's perf counters since creation / last reset
+  void ResetPerf();
+
+  llama_context* raw() const { return ctx_; }
+
+ private:
+  friend class Runner;
+  Context() = default;
+  // llama_decode with fault injection: counts calls; returns llama.cpp's status code (llama.h)
+  // or an injected failure (-3, as a failed backend compute would).
+  int Decode(const void* llama_batch_ptr);
+  // True when the last decode's logits are to be overwritten with NaN (injection).
+  bool nan_injected_ = false;
+
+  Model* model_ = nullptr;
+  llama_context* ctx_ = nullptr;
+  ContextOptions options_;
+  int decode_calls_ = 0;
+  int fail_decode_at_ = 0;  // 1-based decode call that fails; 0 = never
+  int nan_logits_at_ = 0;   // 1-based decode call whose logits become NaN; 0 = never
+};
+
+// Model + context loaded together, after a dry run confirmed llama.cpp's own figures fit the
+// budget: returns DoesNotFit (nothing allocated) when they do not, so a wrong analytic estimate
+// cannot lead to an OOM kill. The dry-run breakdown is kept for comparison with the planner.
+struct Loaded {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Context> context;
+  std::optional<MemoryBreakdown> dry_run;  // absent when the budget was unchecked
+};
+Result<Loaded> LoadFitted(const ModelOptions& model, const ContextOptions& context,
+                          const LoadBudget& budget);
+
+// ---------------------------------------------------------------------------------------------
+// Generation (one or many sequences in one KV cache)
+
+struct SamplingParams {
+  float temperature = 0.8f;     // 0 = greedy (argmax)
+  int top_k = 40;               // <= 0 = off
+  float top_p = 0.95f;          // 1 = off
+  float min_p = 0.05f;          // 0 = off
+  float repeat_penalty = 1.0f;  // 1 = off
+  int repeat_last_n = 64;
+  uint32_t seed = 0xFFFFFFFF;     // 0xFFFFFFFF = random
+  int max_tokens = -1;            // -1 = until EOG / stop / context full
+  std::vector<std::string> stop;  // the stop string itself is not emitted
+  bool ignore_eos = false;        // never sample end-of-generation tokens (benchmarks, tests)
+};
+
+enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
+const char* FinishReasonName(FinishReason reason);  // "stop" | "length" | "cancelled" | "error"
+
+// One thing that happened to one sequence during a Step.
+struct StepEvent {
+  SeqId seq_id = 0;
+  // Set when a token was sampled this step (-1 otherwise, e.g. while the prompt is processed or
+  // when the sequence ended with an error).
+  Token token = -1;
+  // Text that is now safe to show: complete UTF-8, with any possible stop-string prefix held
+  // back. May be empty even when a token was sampled.
+  std::string text;
+  FinishReason finish = FinishReason::kNone;  // != kNone: the sequence is over and removed
+  Status error;                               // set when finish == kError
+  int prompt_tokens = 0;                      // prompt length of this sequence
+  int generated_tokens = 0;                   // tokens sampled so far (including this one)
+};
+
+// Schedules sequences over one Context. Each Step builds ONE llama_batch with the pending prompt
+// chunks and the next token of every generating sequence, decodes it, samples each sequence with
+// its own sampler chain and reports per-sequence events. Greedy output is identical whether a
+// sequence runs alone or beside others (per-sequence samplers, per-row logits).
+class Runner {
+ public:
+  explicit Runner(Context* context);
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  // Queues a sequence. InvalidArgument when the prompt is empty, seq_id is out of range
+  // [0, n_seq_max) or in use, or the prompt does not fit the context ("prompt is 9120 tokens but
+  // the context holds 8192; ..."). Unavailable when the KV cache has no room for it right now.
+  Status AddSequence(SeqId seq_id, std::vector<Token> prompt, SamplingParams params);
+  // Decodes one batch. Returns the first runtime error of this step (decode failure, non-finite
+  // logits) or OK; every affected sequence also gets a kError event and is removed. Sequences
+  // that finish (EOG, stop, max_tokens, context full) get their final event and are removed.
+  Status Step(std::vector<StepEvent>* events);
+  // Ends a sequence early (client gone, Ctrl-C) and frees its KV cells. No event is produced.
+  void RemoveSequence(SeqId seq_id);
+
+  bool HasWork() const;  // any sequence active
+  size_t ActiveSequences() const;
+  bool IsActive(SeqId seq_id) const;
+  uint32_t UsedCells() const;  // KV cells held by active sequences
+  uint32_t FreeCells() const;  // n_ctx - UsedCells()
+  Context& context() const { return *context_; }
+
+ private:
+  struct Sequence;
+  Context* context_;
+  std::map<SeqId, std::unique_ptr<Sequence>> sequences_;
+  void* batch_ = nullptr;  // llama_batch*, sized n_batch
+};
+
+// Convenience for one prompt: runs a single sequence to completion on an otherwise idle
+// context. on_text receives safe-to-show text; returning false cancels (finish = kCancelled).
+struct Generation {
+  std::vector<Token> tokens;  // sampled token ids (stop/EOG tokens included as sampled)
+  std::string text;
+  FinishReason finish = FinishReason::kNone;
+  int prompt_tokens = 0;
+};
+Result<Generation> Generate(Context* context, const std::vector<Token>& prompt,
+                            const SamplingParams& params,
+                            const std::function<bool(std::string_view)>& on_text = nullptr);
+
+// The user-facing sentence for a prompt that cannot fit, shared by Runner and callers.
+std::string PromptTooLongMessage(size_t prompt_tokens, uint32_t n_ctx);
+
+}  // namespace snug::engine

@@ -1,0 +1,351 @@
+// Continuous batching over one context: prompt chunks and next tokens of all active sequences go
+// into one llama_batch per Step; every decode status and every sampled row of logits is checked.
+#include <fmt/format.h>
+#include <llama.h>
+
+#include <cmath>
+
+#include "core/log.h"
+#include "engine/engine.h"
+#include "engine/text_stream.h"
+
+namespace snug::engine {
+namespace {
+
+llama_sampler* MakeSampler(const Model& model, const SamplingParams& p) {
+  llama_sampler_chain_params chain_params = llama_sampler_chain_default_params();
+  chain_params.no_perf = true;
+  llama_sampler* chain = llama_sampler_chain_init(chain_params);
+  if (p.ignore_eos) {
+    // As llama.cpp's tools do for --ignore-eos: end-of-generation tokens can never be sampled, so
+    // a benchmark or comparison run produces exactly max_tokens tokens.
+    std::vector<llama_logit_bias> biases;
+    for (Token t = 0; t < model.n_vocab(); ++t) {
+      if (model.IsEndOfGeneration(t)) biases.push_back({t, -INFINITY});
+    }
+    llama_sampler_chain_add(
+        chain, llama_sampler_init_logit_bias(model.n_vocab(), static_cast<int32_t>(biases.size()),
+                                             biases.data()));
+  }
+  if (p.repeat_penalty != 1.0f && p.repeat_last_n != 0) {
+    llama_sampler_chain_add(chain, llama_sampler_init_penalties(model.n_vocab(), p.repeat_last_n,
+                                                                p.repeat_penalty, 0.0f, 0.0f));
+  }
+  if (p.temperature <= 0.0f) {
+    llama_sampler_chain_add(chain, llama_sampler_init_greedy());
+    return chain;
+  }
+  if (p.top_k > 0) llama_sampler_chain_add(chain, llama_sampler_init_top_k(p.top_k));
+  if (p.top_p < 1.0f) llama_sampler_chain_add(chain, llama_sampler_init_top_p(p.top_p, 1));
+  if (p.min_p > 0.0f) llama_sampler_chain_add(chain, llama_sampler_init_min_p(p.min_p, 1));
+  llama_sampler_chain_add(chain, llama_sampler_init_temp(p.temperature));
+  llama_sampler_chain_add(chain, llama_sampler_init_dist(p.seed));
+  return chain;
+}
+
+bool AllFinite(const float* values, int n) {
+  for (int i = 0; i < n; ++i) {
+    if (!std::isfinite(values[i])) return false;
+  }
+  return true;
+}
+
+std::string DecodeFailureMessage(int code) {
+  if (code == 2) return "generation was aborted by the backend";
+  if (code == -1) return "llama_decode rejected the batch as invalid (an engine bug)";
+  return fmt::format(
+      "llama_decode failed with status {}: backend compute failed (out of memory?); the answer "
+      "was stopped so no garbage is emitted",
+      code);
+}
+
+}  // namespace
+
+const char* FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kNone:
+      return "none";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
+  }
+  return "none";
+}
+
+struct Runner::Sequence {
+  SeqId id = 0;
+  std::vector<Token> prompt;
+  size_t prompt_fed = 0;  // prompt tokens already decoded
+  int n_past = 0;         // positions held in the KV cache
+  SamplingParams params;
+  llama_sampler* sampler = nullptr;
+  TextStream text;
+  Token pending = -1;  // sampled but not yet decoded
+  int generated = 0;
+  // Per step: tokens placed in the batch and the batch row whose logits belong to this sequence.
+  int in_batch = 0;
+  int logits_row = -1;
+
+  Sequence(SeqId seq, std::vector<Token> tokens, SamplingParams p, llama_sampler* s)
+      : id(seq), prompt(std::move(tokens)), params(std::move(p)), sampler(s), text(params.stop) {}
+  ~Sequence() { llama_sampler_free(sampler); }
+  uint32_t ReservedCells() const {
+    return static_cast<uint32_t>(std::max<size_t>(n_past, prompt.size()));
+  }
+};
+
+Runner::Runner(Context* context) : context_(context) {
+  auto* batch = new llama_batch(llama_batch_init(static_cast<int32_t>(context->n_batch()), 0, 1));
+  batch_ = batch;
+}
+
+Runner::~Runner() {
+  while (!sequences_.empty())
+    RemoveSequence(sequences_.begin()->first);
+  auto* batch = static_cast<llama_batch*>(batch_);
+  llama_batch_free(*batch);
+  delete batch;
+}
+
+bool Runner::HasWork() const {
+  return !sequences_.empty();
+}
+size_t Runner::ActiveSequences() const {
+  return sequences_.size();
+}
+bool Runner::IsActive(SeqId seq_id) const {
+  return sequences_.count(seq_id) > 0;
+}
+
+uint32_t Runner::UsedCells() const {
+  uint32_t used = 0;
+  for (const auto& [id, seq] : sequences_)
+    used += seq->ReservedCells();
+  return used;
+}
+
+uint32_t Runner::FreeCells() const {
+  const uint32_t n_ctx = context_->n_ctx();
+  const uint32_t used = UsedCells();
+  return used >= n_ctx ? 0 : n_ctx - used;
+}
+
+Status Runner::AddSequence(SeqId seq_id, std::vector<Token> prompt, SamplingParams params) {
+  if (seq_id < 0 || static_cast<uint32_t>(seq_id) >= context_->n_seq_max()) {
+    return Status::InvalidArgument(
+        fmt::format("sequence id {} is outside [0, {})", seq_id, context_->n_seq_max()));
+  }
+  if (sequences_.count(seq_id)) {
+    return Status::InvalidArgument(fmt::format("sequence {} is already active", seq_id));
+  }
+  if (prompt.empty()) return Status::InvalidArgument("the prompt is empty");
+  // The prompt plus at least the first generated token must fit: no silent truncation.
+  if (prompt.size() >= context_->n_ctx_seq()) {
+    return Status::InvalidArgument(PromptTooLongMessage(prompt.size(), context_->n_ctx_seq()));
+  }
+  if (prompt.size() + 1 > FreeCells()) {
+    return Status::Unavailable(fmt::format(
+        "the KV cache has {} free cells but the prompt needs {}; retry when other requests end",
+        FreeCells(), prompt.size() + 1));
+  }
+  const int n_vocab = context_->model().n_vocab();
+  for (Token t : prompt) {
+    if (t < 0 || t >= n_vocab) {
+      return Status::InvalidArgument(fmt::format("token id {} is outside the vocabulary", t));
+    }
+  }
+  llama_sampler* sampler = MakeSampler(context_->model(), params);
+  // Clear any cells left by an earlier user of this id (e.g. a previous Runner).
+  llama_memory_seq_rm(llama_get_memory(context_->raw()), seq_id, -1, -1);
+  sequences_[seq_id] =
+      std::make_unique<Sequence>(seq_id, std::move(prompt), std::move(params), sampler);
+  return Status::Ok();
+}
+
+void Runner::RemoveSequence(SeqId seq_id) {
+  auto it = sequences_.find(seq_id);
+  if (it == sequences_.end()) return;
+  llama_memory_seq_rm(llama_get_memory(context_->raw()), seq_id, -1, -1);
+  sequences_.erase(it);
+}
+
+Status Runner::Step(std::vector<StepEvent>* events) {
+  auto& batch = *static_cast<llama_batch*>(batch_);
+  const auto n_batch = static_cast<int32_t>(context_->n_batch());
+  const uint32_t n_ctx = context_->n_ctx();
+  const uint32_t n_ctx_seq = context_->n_ctx_seq();
+  batch.n_tokens = 0;
+
+  auto finish = [&](Sequence& seq, FinishReason reason, std::string text, Status error) {
+    StepEvent ev;
+    ev.seq_id = seq.id;
+    ev.text = std::move(text);
+    ev.finish = reason;
+    ev.error = std::move(error);
+    ev.prompt_tokens = static_cast<int>(seq.prompt.size());
+    ev.generated_tokens = seq.generated;
+    events->push_back(std::move(ev));
+  };
+  auto add = [&](Sequence& seq, Token token, bool want_logits) {
+    const int row = batch.n_tokens++;
+    batch.token[row] = token;
+    batch.pos[row] = seq.n_past + seq.in_batch;
+    batch.n_seq_id[row] = 1;
+    batch.seq_id[row][0] = seq.id;
+    batch.logits[row] = want_logits;
+    ++seq.in_batch;
+    if (want_logits) seq.logits_row = row;
+  };
+
+  std::vector<SeqId> finished;
+  uint32_t used = UsedCells();
+  for (auto& [id, seq] : sequences_) {
+    seq->in_batch = 0;
+    seq->logits_row = -1;
+  }
+  // Generating sequences first (one token each): they keep latency low while prompts stream in.
+  for (auto& [id, seq] : sequences_) {
+    if (seq->pending < 0) continue;
+    if (batch.n_tokens >= n_batch) break;
+    if (static_cast<uint32_t>(seq->n_past) + 1 > n_ctx_seq || used + 1 > n_ctx) {
+      finish(*seq, FinishReason::kLength, seq->text.Flush(), Status::Ok());
+      finished.push_back(id);
+      continue;
+    }
+    add(*seq, seq->pending, true);
+    ++used;
+  }
+  // Then prompt chunks, as much as the batch holds (cells were reserved at AddSequence).
+  for (auto& [id, seq] : sequences_) {
+    if (seq->prompt_fed >= seq->prompt.size()) continue;
+    const size_t room = static_cast<size_t>(n_batch - batch.n_tokens);
+    if (room == 0) break;
+    const size_t chunk = std::min(room, seq->prompt.size() - seq->prompt_fed);
+    for (size_t i = 0; i < chunk; ++i) {
+      const bool last = seq->prompt_fed + i + 1 == seq->prompt.size();
+      add(*seq, seq->prompt[seq->prompt_fed + i], last);
+    }
+  }
+  for (SeqId id : finished)
+    RemoveSequence(id);
+  finished.clear();
+  if (batch.n_tokens == 0) return Status::Ok();
+
+  const int rc = context_->Decode(&batch);
+  if (rc != 0) {
+    Status first_error;
+    for (auto& [id, seq] : sequences_) {
+      if (seq->in_batch == 0) continue;
+      if (rc == 1 && seq->pending >= 0) {
+        // No KV slot for the next token: the context is full for this sequence.
+        finish(*seq, FinishReason::kLength, seq->text.Flush(), Status::Ok());
+      } else if (rc == 1) {
+        finish(*seq, FinishReason::kError, "",
+               Status::Unavailable("the KV cache is full; retry when other requests end"));
+      } else {
+        Status error = Status::Runtime(DecodeFailureMessage(rc));
+        if (first_error.ok()) first_error = error;
+        finish(*seq, FinishReason::kError, "", error);
+      }
+      finished.push_back(id);
+    }
+    for (SeqId id : finished)
+      RemoveSequence(id);
+    if (!first_error.ok()) spdlog::debug("decode failed: {}", first_error.message());
+    return first_error;
+  }
+
+  Status first_error;
+  const Model& model = context_->model();
+  const int n_vocab = model.n_vocab();
+  for (auto& [id, seq] : sequences_) {
+    if (seq->in_batch == 0) continue;
+    seq->n_past += seq->in_batch;
+    if (seq->pending >= 0) {
+      seq->pending = -1;
+    } else {
+      seq->prompt_fed += seq->in_batch;
+    }
+    if (seq->logits_row < 0) continue;  // mid-prompt: nothing to sample yet
+
+    float* logits = llama_get_logits_ith(context_->raw(), seq->logits_row);
+    if (logits != nullptr && context_->nan_injected_) {
+      for (int i = 0; i < n_vocab; ++i)
+        logits[i] = std::nanf("");
+    }
+    if (logits == nullptr || !AllFinite(logits, n_vocab)) {
+      // Never sample from these: a backend that ran out of memory (Metal, CUDA) or broke
+      // produces NaN/Inf rows, and sampling them yields garbage text.
+      Status error = Status::Runtime(
+          "the backend produced non-finite logits (NaN/Inf); it probably ran out of memory or "
+          "computed invalid output, so the answer was stopped");
+      if (first_error.ok()) first_error = error;
+      finish(*seq, FinishReason::kError, "", error);
+      finished.push_back(id);
+      continue;
+    }
+
+    const Token token = llama_sampler_sample(seq->sampler, context_->raw(), seq->logits_row);
+    ++seq->generated;
+    StepEvent ev;
+    ev.seq_id = id;
+    ev.token = token;
+    ev.prompt_tokens = static_cast<int>(seq->prompt.size());
+    ev.generated_tokens = seq->generated;
+    if (!seq->params.ignore_eos && model.IsEndOfGeneration(token)) {
+      ev.text = seq->text.Flush();
+      ev.finish = FinishReason::kStop;
+    } else {
+      ev.text = seq->text.Append(model.TokenPiece(token));
+      if (seq->text.stopped()) {
+        ev.finish = FinishReason::kStop;
+      } else if (seq->params.max_tokens >= 0 && seq->generated >= seq->params.max_tokens) {
+        ev.text += seq->text.Flush();
+        ev.finish = FinishReason::kLength;
+      } else {
+        seq->pending = token;
+      }
+    }
+    if (ev.finish != FinishReason::kNone) finished.push_back(id);
+    events->push_back(std::move(ev));
+  }
+  for (SeqId id : finished)
+    RemoveSequence(id);
+  return first_error;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Result<Generation> Generate(Context* context, const std::vector<Token>& prompt,
+                            const SamplingParams& params,
+                            const std::function<bool(std::string_view)>& on_text) {
+  Runner runner(context);
+  SNUG_RETURN_IF_ERROR(runner.AddSequence(0, prompt, params));
+  Generation gen;
+  gen.prompt_tokens = static_cast<int>(prompt.size());
+  std::vector<StepEvent> events;
+  while (runner.HasWork()) {
+    events.clear();
+    Status status = runner.Step(&events);
+    for (auto& ev : events) {
+      if (ev.finish == FinishReason::kError) return ev.error;
+      if (ev.token >= 0) gen.tokens.push_back(ev.token);
+      gen.text += ev.text;
+      if (on_text && !ev.text.empty() && !on_text(ev.text)) {
+        runner.RemoveSequence(0);
+        gen.finish = FinishReason::kCancelled;
+        return gen;
+      }
+      if (ev.finish != FinishReason::kNone) gen.finish = ev.finish;
+    }
+    SNUG_RETURN_IF_ERROR(status);
+  }
+  return gen;
+}
+
+}  // namespace snug::engine

@@ -1,0 +1,92 @@
+// `snug run` as a user meets it: the summary line, the JSON contract, stdin prompts, and clear
+// errors for prompts that do not fit the context.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "run_support.h"
+
+namespace snug::testing {
+namespace {
+
+class RunCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    model_ = SharedTinyModel(&error);
+    ASSERT_FALSE(model_.empty()) << error;
+  }
+  std::string model_;
+};
+
+TEST_F(RunCliTest, JsonLineFollowsTheContract) {
+  ProcessResult r = RunProcess({SNUG_BINARY, "run", model_, "Hello", "-n", "5", "--temp", "0.7",
+                                "--seed", "3", "--json", "--ctx", "1024"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Only the JSON line on stdout.
+  ASSERT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["n_ctx"], 1024);
+  EXPECT_EQ(j["kv_type"], "f16");
+  EXPECT_GE(j["tokens"].get<int>(), 1);
+  EXPECT_LE(j["tokens"].get<int>(), 5);
+  EXPECT_TRUE(j["text"].is_string());
+  EXPECT_TRUE(j["finish_reason"] == "length" || j["finish_reason"] == "stop");
+  EXPECT_GT(j["timings"]["decode_tokens_per_s"].get<double>(), 0.0);
+  // One summary line on stderr before loading: context, KV type, offload, peak vs budget.
+  EXPECT_NE(r.err.find("ctx 1024, f16 KV, 0/"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("planned peak"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("budget"), std::string::npos) << r.err;
+}
+
+TEST_F(RunCliTest, DefaultContextIsChosenByThePlanner) {
+  ProcessResult r = RunProcess({SNUG_BINARY, "run", model_, "Hi", "-n", "2", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["n_ctx"], 4096);  // tiny's n_ctx_train (below the 8192 default cap)
+}
+
+TEST_F(RunCliTest, PromptFromPipedStdin) {
+  TempDir dir;
+  const std::string prompt_file = dir.path() + "/prompt.txt";
+  std::ofstream(prompt_file) << "Tell me a story";
+  ProcessResult piped =
+      RunProcess({SNUG_BINARY, "run", model_, "--temp", "0", "-n", "6", "--json", "--token-ids"},
+                 {}, prompt_file);
+  ProcessResult arg = RunProcess({SNUG_BINARY, "run", model_, "Tell me a story", "--temp", "0",
+                                  "-n", "6", "--json", "--token-ids"});
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  ASSERT_EQ(arg.exit_code, 0) << arg.err;
+  EXPECT_EQ(nlohmann::json::parse(piped.out)["token_ids"],
+            nlohmann::json::parse(arg.out)["token_ids"]);
+}
+
+TEST_F(RunCliTest, PromptLongerThanTheContextIsAClearErrorBeforeDecoding) {
+  std::string prompt;
+  for (int i = 0; i < 400; ++i)
+    prompt += " lorem";
+  ProcessResult r = RunProcess(
+      {SNUG_BINARY, "run", model_, prompt, "--raw", "--ctx", "256", "-n", "4", "--json"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("tokens but the context holds 256; raise --ctx"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("the largest context that fits here is"), std::string::npos) << r.err;
+}
+
+TEST_F(RunCliTest, MissingModelFileIsAnError) {
+  ProcessResult r = RunProcess({SNUG_BINARY, "run", "/nonexistent/model.gguf", "hi"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("/nonexistent/model.gguf"), std::string::npos) << r.err;
+}
+
+TEST_F(RunCliTest, ExplicitContextThatDoesNotFitExitsThree) {
+  ProcessResult r =
+      RunProcess({SNUG_BINARY, "run", model_, "hi", "--ctx", "4096", "--memory-limit", "64MiB"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+}  // namespace
+}  // namespace snug::testing
