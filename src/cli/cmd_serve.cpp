@@ -1,11 +1,278 @@
+// snug serve [MODEL...]: the OpenAI-compatible server. Thin glue: parses flags, resolves the
+// budget once, gives the server a planner (plan::Fit against that budget) and the store's name
+// resolver, loads the MODELs given here, then serves until SIGTERM/SIGINT.
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
 #include "cli/command.h"
+#include "cli/model_source.h"
+#include "config/env.h"
+#include "core/size.h"
+#include "engine/engine.h"
+#include "hw/detect.h"
+#include "hw/json.h"
+#include "plan/fit.h"
+#include "plan/json.h"
+#include "plan/shape.h"
+#include "server/http_server.h"
+#include "server/model_pool.h"
+#include "server/wire.h"
+#include "store/store.h"
 
 namespace snug::cli {
+namespace {
+
+struct ServeArgs {
+  std::vector<std::string> models;
+  std::string host = "127.0.0.1";
+  int port = 11435;
+  std::string api_key;
+  bool insecure = false;
+  std::string models_dir;
+  std::string keep_alive = "5m";
+  int queue = 64;
+  double queue_timeout_s = 30;
+  std::string cors;
+  std::string body_limit = "8MiB";
+  int threads = 0;
+  int http_threads = 96;
+  FitFlags fit;
+};
+
+// "5m", "30s", "1h", "250ms", "90" (seconds); "-1", "never" or "forever": keep loaded.
+Result<std::chrono::milliseconds> ParseDuration(const std::string& text) {
+  if (text == "-1" || text == "never" || text == "forever") return std::chrono::milliseconds(-1);
+  size_t pos = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &pos);
+  } catch (...) {
+    pos = 0;
+  }
+  const std::string unit = text.substr(pos);
+  double scale = 0;
+  if (unit.empty() || unit == "s") scale = 1000;
+  if (unit == "ms") scale = 1;
+  if (unit == "m") scale = 60'000;
+  if (unit == "h") scale = 3'600'000;
+  if (pos == 0 || scale == 0 || value < 0) {
+    return Status::InvalidArgument(fmt::format(
+        "--keep-alive '{}' is not a duration: use e.g. 30s, 5m, 1h, or -1 to never unload", text));
+  }
+  return std::chrono::milliseconds(static_cast<int64_t>(value * scale));
+}
+
+std::string Stem(const std::string& path) {
+  std::string name = std::filesystem::path(path).filename().string();
+  if (name.size() > 5 && name.compare(name.size() - 5, 5, ".gguf") == 0)
+    name.resize(name.size() - 5);
+  return name;
+}
+
+Result<server::ModelPlan> PlanFile(const std::string& path, const server::PlanOverrides& overrides,
+                                   const FitFlags& fit, const hw::Budget& budget) {
+  SNUG_ASSIGN_OR_RETURN(
+      plan::Request request,
+      plan::ParseRequest(overrides.ctx.empty() ? fit.ctx : overrides.ctx,
+                         overrides.kv_type.empty() ? fit.kv_type : overrides.kv_type, fit.ngl,
+                         fit.parallel));
+  SNUG_ASSIGN_OR_RETURN(ModelSource src, ResolveModel(path));
+  SNUG_ASSIGN_OR_RETURN(plan::ModelShape shape, plan::ShapeFromGguf(src.file));
+  shape.name = src.name;
+  SNUG_ASSIGN_OR_RETURN(plan::Plan p, plan::Fit(shape, budget, request));
+  if (!p.fits) return p.status.ok() ? Status::DoesNotFit(p.reason) : p.status;
+  server::ModelPlan out;
+  out.n_ctx = p.settings.n_ctx;
+  out.kv_type = plan::KvTypeName(p.settings.kv_type);
+  out.n_gpu_layers = p.settings.NGpuLayers();
+  out.n_parallel = p.settings.n_parallel;
+  out.peak_host_bytes = p.memory.peak_host_bytes;
+  out.reason = p.reason;
+  out.detail = {{"model", plan::ModelToJson(shape)},
+                {"budget", hw::BudgetToJson(budget)},
+                {"fit", plan::FitToJson(p)},
+                {"memory", plan::MemoryToJson(p.memory)},
+                {"max_ctx", plan::MaxCtxToJson(p.max_ctx)}};
+  return out;
+}
+
+// SIGTERM/SIGINT are blocked in every thread and taken here, so the shutdown runs in plain code
+// (not a signal handler) and in-flight streams get their final event.
+int WaitForSignal(const std::atomic<bool>& serving) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  timespec tick{0, 200'000'000};
+  while (serving.load()) {
+    int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig > 0) return sig;
+  }
+  return 0;
+}
+
+Status RunServe(const ServeArgs& args) {
+  // Block the signals before any thread starts: threads inherit the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  server::ServerOptions http_options;
+  http_options.host = args.host;
+  http_options.port = args.port;
+  http_options.api_key = args.api_key;
+  http_options.insecure = args.insecure;
+  http_options.cors_origin = args.cors;
+  http_options.http_threads = args.http_threads;
+  SNUG_ASSIGN_OR_RETURN(uint64_t body_limit, ParseSize(args.body_limit));
+  http_options.body_limit = body_limit;
+  SNUG_RETURN_IF_ERROR(server::CheckBindPolicy(http_options));
+
+  SNUG_ASSIGN_OR_RETURN(auto keep_alive, ParseDuration(args.keep_alive));
+  SNUG_ASSIGN_OR_RETURN(
+      plan::Request defaults,
+      plan::ParseRequest(args.fit.ctx, args.fit.kv_type, args.fit.ngl, args.fit.parallel));
+  (void)defaults;  // validated once here; each model is planned with the same flags
+  SNUG_ASSIGN_OR_RETURN(
+      hw::BudgetOptions budget_options,
+      hw::BudgetOptionsFromFlags(args.fit.memory_limit, args.fit.headroom, args.fit.hw_profile));
+  SNUG_ASSIGN_OR_RETURN(hw::Budget budget, hw::ResolveBudget(budget_options));
+  engine::InitBackend();
+
+  server::PoolOptions pool_options;
+  pool_options.budget_bytes = budget.host_bytes;
+  pool_options.budget_source = budget.detail.empty() ? budget.source : budget.detail;
+  pool_options.keep_alive = keep_alive;
+  pool_options.scheduler.queue_limit = static_cast<size_t>(std::max(0, args.queue));
+  pool_options.scheduler.queue_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(args.queue_timeout_s * 1000));
+  pool_options.n_threads = args.threads;
+  const FitFlags fit = args.fit;
+  pool_options.planner = [fit, budget](const std::string& path,
+                                       const server::PlanOverrides& overrides) {
+    return PlanFile(path, overrides, fit, budget);
+  };
+  const std::string models_dir = args.models_dir;
+  pool_options.resolver = [models_dir](const std::string& name) -> Result<std::string> {
+    if (models_dir.empty()) return store::ResolveName(name);
+    SNUG_ASSIGN_OR_RETURN(auto store, store::Store::Open(models_dir));
+    SNUG_ASSIGN_OR_RETURN(auto record, store->Get(name));
+    return store->ModelPath(record);
+  };
+  pool_options.lister = [models_dir]() {
+    std::vector<std::string> names;
+    std::string root = models_dir.empty() ? env::DataDir() : models_dir;
+    if (!std::filesystem::exists(root + "/registry.db")) return names;
+    auto store = store::Store::Open(root);
+    if (!store.ok()) return names;
+    auto records = (*store)->List();
+    if (!records.ok()) return names;
+    for (const auto& r : *records)
+      names.push_back(r.name);
+    return names;
+  };
+
+  // MODELs on the command line: files are named by their stem, store names by themselves.
+  std::vector<std::string> startup;
+  for (const auto& model : args.models) {
+    SNUG_ASSIGN_OR_RETURN(ModelSource src, ResolveModel(model));
+    if (src.kind == "file") {
+      const std::string name = Stem(src.location);
+      SNUG_RETURN_IF_ERROR(server::ValidateModelName(name).WithContext(
+          fmt::format("the file name of {} cannot be used as a model name", model)));
+      pool_options.files[name] = std::filesystem::absolute(src.location).string();
+      startup.push_back(name);
+    } else if (src.kind == "store") {
+      startup.push_back(src.location);
+    } else {
+      return Status::InvalidArgument(fmt::format(
+          "'{}' is a {}: serve needs a local file or a stored model (snug pull it first)", model,
+          src.kind));
+    }
+  }
+
+  fmt::print(stderr, "snug: budget {} ({}), keep-alive {}, {} slots per model\n",
+             FormatSize(budget.host_bytes), pool_options.budget_source, args.keep_alive,
+             args.fit.parallel);
+  server::ModelPool pool(pool_options);
+  for (const auto& name : startup) {
+    SNUG_RETURN_IF_ERROR(pool.Load(name).WithContext(fmt::format("loading '{}'", name)));
+    for (const auto& m : pool.Running()) {
+      if (m.name != name) continue;
+      fmt::print(stderr,
+                 "snug: loaded {}: ctx {} x {} slots, {} KV, {} GPU layers, planned {} ({})\n",
+                 name, m.plan.n_ctx, m.plan.n_parallel, m.plan.kv_type, m.plan.n_gpu_layers,
+                 FormatSize(m.plan.peak_host_bytes), m.plan.reason);
+    }
+  }
+
+  const hw::Budget budget_copy = budget;
+  http_options.hardware = [budget_copy] {
+    nlohmann::json j = {{"budget", hw::BudgetToJson(budget_copy)}};
+    if (auto host = hw::ProbeHost(""); host.ok()) j["host"] = hw::HostInfoToJson(*host);
+    return j;
+  };
+  server::HttpServer http(http_options, &pool);
+  SNUG_ASSIGN_OR_RETURN(int port, http.Bind());
+  // Tests and scripts read the port from this line (with --port 0 it is chosen by the OS).
+  fmt::print("snug: listening on {}:{}\n", args.host, port);
+  std::fflush(stdout);
+
+  std::atomic<bool> serving{true};
+  std::thread serve_thread([&] {
+    http.Serve();
+    serving.store(false);
+  });
+  int sig = WaitForSignal(serving);
+  if (sig != 0) {
+    fmt::print(stderr, "snug: {} received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  }
+  http.Stop(Status::Unavailable("the server is shutting down"));
+  serve_thread.join();
+  pool.Shutdown(Status::Unavailable("the server is shutting down"));
+  return Status::Ok();
+}
+
+}  // namespace
 
 void AddServeCommand(CLI::App& root, int* exit_code) {
+  auto args = std::make_shared<ServeArgs>();
+  args->fit.parallel = 4;
   auto* cmd = root.add_subcommand("serve", "Serve models over an OpenAI-compatible HTTP API");
-  cmd->allow_extras();
-  cmd->callback([exit_code] { *exit_code = Report(NotYetAvailable("serve", 6)); });
+  cmd->add_option("MODEL", args->models,
+                  "Models to load at start-up: .gguf files (named by file name without .gguf) "
+                  "or stored model names");
+  cmd->add_option("--host", args->host, "Address to listen on (default 127.0.0.1)");
+  cmd->add_option("--port", args->port, "Port (default 11435; 0 = any free port)")
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--api-key", args->api_key, "Require 'Authorization: Bearer KEY' (not /health)");
+  cmd->add_flag("--insecure", args->insecure, "Allow a non-loopback address without --api-key");
+  cmd->add_option("--models-dir", args->models_dir,
+                  "Model store to resolve names in (default: the store under SNUG_HOME)");
+  cmd->add_option("--keep-alive", args->keep_alive,
+                  "Unload a model idle this long (30s, 5m, 1h; -1 = never; default 5m)");
+  cmd->add_option("--queue", args->queue, "Requests per model waiting for room (default 64)")
+      ->check(CLI::Range(0, 100000));
+  cmd->add_option("--queue-timeout", args->queue_timeout_s,
+                  "Seconds a request may wait for room before 503 (default 30)")
+      ->check(CLI::Range(0.0, 86400.0));
+  cmd->add_option("--cors", args->cors, "Allow browser requests from this origin");
+  cmd->add_option("--body-limit", args->body_limit, "Largest request body (default 8MiB)");
+  cmd->add_option("--threads", args->threads, "Decode threads per model (default: all cores)");
+  cmd->add_option("--http-threads", args->http_threads, "Connections served at once (default 96)")
+      ->check(CLI::Range(8, 4096));
+  AddFitFlags(cmd, &args->fit);
+  cmd->callback([args, exit_code] { *exit_code = Report(RunServe(*args)); });
 }
 
 }  // namespace snug::cli

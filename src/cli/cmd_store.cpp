@@ -221,10 +221,6 @@ void AddStoreCommands(CLI::App& root, int* exit_code) {
   show->add_flag("--json", show_args->json, "Print one JSON object");
   AddBudgetFlags(show, &show_args->budget);
   show->callback([show_args, exit_code] { *exit_code = Report(RunShow(*show_args)); });
-
-  auto* ps = root.add_subcommand("ps", "List models loaded by a running server");
-  ps->allow_extras();
-  ps->callback([exit_code] { *exit_code = Report(NotYetAvailable("ps", 6)); });
 }
 
 }  // namespace snug::cli

@@ -38,9 +38,4 @@ void AddFitFlags(CLI::App* app, FitFlags* flags) {
                   "Memory kept free (default 10% of the budget, 256 MiB..1 GiB)");
 }
 
-Status NotYetAvailable(const std::string& command, int issue) {
-  return Status::Unimplemented(
-      fmt::format("'snug {}' is not available in this build yet (issue #{})", command, issue));
-}
-
 }  // namespace snug::cli

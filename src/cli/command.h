@@ -38,10 +38,8 @@ void AddPlanCommand(CLI::App& root, int* exit_code);
 void AddHwCommand(CLI::App& root, int* exit_code);
 void AddRunCommand(CLI::App& root, int* exit_code);
 void AddServeCommand(CLI::App& root, int* exit_code);
-void AddStoreCommands(CLI::App& root, int* exit_code);  // pull, ls, rm, show, ps
+void AddStoreCommands(CLI::App& root, int* exit_code);  // pull, import, ls, rm, show
+void AddPsCommand(CLI::App& root, int* exit_code);
 void AddMkmodelCommand(CLI::App& root, int* exit_code);
-
-// For subcommands whose issue has not landed: says so and fails (exit 1).
-Status NotYetAvailable(const std::string& command, int issue);
 
 }  // namespace snug::cli

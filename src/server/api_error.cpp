@@ -1,0 +1,102 @@
+#include "server/api_error.h"
+
+namespace snug::server {
+
+nlohmann::json ApiError::ToJson() const {
+  nlohmann::json error = {{"message", message}, {"type", type}, {"param", nullptr}};
+  error["code"] = code.empty() ? nlohmann::json(nullptr) : nlohmann::json(code);
+  if (extra.is_object()) {
+    for (auto it = extra.begin(); it != extra.end(); ++it)
+      error[it.key()] = it.value();
+  }
+  return {{"error", error}};
+}
+
+ApiError ErrorFromStatus(const Status& status) {
+  ApiError e;
+  e.message = status.message();
+  switch (status.code()) {
+    case Code::kInvalidArgument:
+      e.http_status = 400;
+      e.type = "invalid_request_error";
+      e.code = "invalid_request";
+      break;
+    case Code::kPermissionDenied:
+      e.http_status = 401;
+      e.type = "authentication_error";
+      e.code = "invalid_api_key";
+      break;
+    case Code::kNotFound:
+      e.http_status = 404;
+      e.type = "invalid_request_error";
+      e.code = "model_not_found";
+      break;
+    case Code::kUnavailable:
+      e.http_status = 503;
+      e.type = "server_error";
+      e.code = "overloaded";
+      e.retry_after_seconds = 1;
+      break;
+    case Code::kDoesNotFit:
+      e.http_status = 507;
+      e.type = "server_error";
+      e.code = "does_not_fit";
+      break;
+    case Code::kCancelled:
+      e.http_status = 499;
+      e.type = "server_error";
+      e.code = "cancelled";
+      break;
+    case Code::kRuntime:
+      e.http_status = 500;
+      e.type = "server_error";
+      e.code = "backend_error";
+      break;
+    case Code::kUnimplemented:
+      e.http_status = 501;
+      e.type = "invalid_request_error";
+      e.code = "unsupported";
+      break;
+    default:
+      e.http_status = 500;
+      e.type = "server_error";
+      e.code = "internal_error";
+      break;
+  }
+  return e;
+}
+
+ApiError ErrorForHttpStatus(int http_status) {
+  ApiError e;
+  e.http_status = http_status;
+  switch (http_status) {
+    case 404:
+      e.type = "invalid_request_error";
+      e.code = "not_found";
+      e.message = "no such endpoint; see GET /v1/models, POST /v1/chat/completions";
+      break;
+    case 405:
+      e.type = "invalid_request_error";
+      e.code = "method_not_allowed";
+      e.message = "this endpoint does not accept that HTTP method";
+      break;
+    case 413:
+      e.type = "invalid_request_error";
+      e.code = "request_too_large";
+      e.message = "request body is larger than the server's limit";
+      break;
+    case 400:
+      e.type = "invalid_request_error";
+      e.code = "invalid_request";
+      e.message = "malformed HTTP request";
+      break;
+    default:
+      e.type = http_status >= 500 ? "server_error" : "invalid_request_error";
+      e.code = "http_" + std::to_string(http_status);
+      e.message = "HTTP error " + std::to_string(http_status);
+      break;
+  }
+  return e;
+}
+
+}  // namespace snug::server

@@ -1,0 +1,507 @@
+#include "server/http_server.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <exception>
+
+#include "core/size.h"
+#include "engine/engine.h"
+#include "server/api_error.h"
+#include "server/wire.h"
+
+namespace snug::server {
+namespace {
+
+using nlohmann::json;
+
+// Model output can hold invalid UTF-8 (a random model, a byte-level tokenizer): dump() would
+// throw on it, so invalid bytes become U+FFFD instead.
+std::string Dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void SendJson(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(Dump(body), "application/json");
+}
+
+void SendError(httplib::Response& res, const ApiError& error) {
+  if (error.retry_after_seconds > 0) {
+    res.set_header("Retry-After", std::to_string(error.retry_after_seconds));
+  }
+  SendJson(res, error.http_status, error.ToJson());
+}
+
+void SendStatus(httplib::Response& res, const Status& status) {
+  SendError(res, ErrorFromStatus(status));
+}
+
+std::string SseEvent(const json& data) {
+  return "data: " + Dump(data) + "\n\n";
+}
+
+// Constant-time comparison so the key cannot be guessed byte by byte from response timing.
+bool SameSecret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i)
+    diff |= a[i] ^ b[i % std::max<size_t>(1, b.size())];
+  return diff == 0;
+}
+
+json PlanJson(const ModelPlan& plan) {
+  json j = {{"n_ctx", plan.n_ctx},
+            {"kv_type", plan.kv_type},
+            {"n_gpu_layers", plan.n_gpu_layers},
+            {"n_parallel", plan.n_parallel},
+            {"peak_host_bytes", plan.peak_host_bytes},
+            {"reason", plan.reason}};
+  if (!plan.detail.is_null()) j["detail"] = plan.detail;
+  return j;
+}
+
+enum class Api { kChat, kCompletion };
+
+// A generation in flight, shared by the handler and (for streams) the content provider.
+struct Generation {
+  Api api = Api::kChat;
+  ModelPool::Lease lease;
+  std::shared_ptr<Job> job;
+  std::string id;
+  std::string model;
+  int64_t created = 0;
+  bool include_usage = false;
+};
+
+json UsageJson(int prompt_tokens, int completion_tokens) {
+  return {{"prompt_tokens", prompt_tokens},
+          {"completion_tokens", completion_tokens},
+          {"total_tokens", prompt_tokens + completion_tokens}};
+}
+
+json ChunkJson(const Generation& g, const std::string* text, const char* finish, bool role) {
+  json choice = {{"index", 0}, {"logprobs", nullptr}};
+  choice["finish_reason"] = finish ? json(finish) : json(nullptr);
+  if (g.api == Api::kChat) {
+    json delta = json::object();
+    if (role) delta["role"] = "assistant";
+    if (text) delta["content"] = *text;
+    choice["delta"] = delta;
+  } else {
+    choice["text"] = text ? *text : "";
+  }
+  return {{"id", g.id},
+          {"object", g.api == Api::kChat ? "chat.completion.chunk" : "text_completion"},
+          {"created", g.created},
+          {"model", g.model},
+          {"choices", json::array({choice})}};
+}
+
+const char* FinishName(engine::FinishReason finish) {
+  return finish == engine::FinishReason::kLength ? "length" : "stop";
+}
+
+}  // namespace
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  in_addr addr{};
+  if (inet_pton(AF_INET, host.c_str(), &addr) == 1) {
+    return (ntohl(addr.s_addr) >> 24) == 127;
+  }
+  return false;
+}
+
+Status CheckBindPolicy(const ServerOptions& options) {
+  if (IsLoopbackHost(options.host) || !options.api_key.empty() || options.insecure) {
+    return Status::Ok();
+  }
+  return Status::InvalidArgument(fmt::format(
+      "refusing to listen on {} without an API key: anyone who can reach it could use your "
+      "models; pass --api-key KEY, or --insecure if the network is trusted",
+      options.host));
+}
+
+HttpServer::HttpServer(ServerOptions options, ModelPool* pool)
+    : pool_(pool), options_(std::move(options)), http_(std::make_unique<httplib::Server>()) {
+  Routes();
+}
+
+HttpServer::~HttpServer() = default;
+
+Result<int> HttpServer::Bind() {
+  SNUG_RETURN_IF_ERROR(CheckBindPolicy(options_));
+  int port = options_.port;
+  if (port == 0) {
+    port = http_->bind_to_any_port(options_.host);
+    if (port <= 0) {
+      return Status::IoError(fmt::format("cannot listen on {} (any port)", options_.host));
+    }
+  } else if (!http_->bind_to_port(options_.host, port)) {
+    return Status::IoError(
+        fmt::format("cannot listen on {}:{}: the port is in use or the address is not local",
+                    options_.host, port));
+  }
+  return port;
+}
+
+void HttpServer::Serve() {
+  http_->listen_after_bind();
+}
+
+void HttpServer::Stop(const Status& reason) {
+  if (stopping_.exchange(true)) return;
+  // End streams first (they write their final error event), then close the listener and join
+  // the connection threads, then the models are already unloaded.
+  pool_->Shutdown(reason);
+  http_->stop();
+}
+
+void HttpServer::Routes() {
+  auto& http = *http_;
+  const int threads = std::max(8, options_.http_threads);
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_payload_max_length(options_.body_limit);
+  http.set_keep_alive_timeout(5);
+  http.set_tcp_nodelay(true);
+
+  // Auth and CORS before any route runs.
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!options_.cors_origin.empty()) {
+      res.set_header("Access-Control-Allow-Origin", options_.cors_origin);
+      res.set_header("Vary", "Origin");
+      if (req.method == "OPTIONS") {
+        res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+        res.set_header("Access-Control-Max-Age", "600");
+        res.status = 204;
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    if (options_.api_key.empty() || req.path == "/health") {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    const std::string auth = req.get_header_value("Authorization");
+    const std::string prefix = "Bearer ";
+    if (auth.rfind(prefix, 0) == 0 && SameSecret(auth.substr(prefix.size()), options_.api_key)) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    SendStatus(res, Status::PermissionDenied(
+                        auth.empty() ? "this server needs an API key: send 'Authorization: Bearer "
+                                       "<key>'"
+                                     : "the API key is not valid for this server"));
+    res.set_header("WWW-Authenticate", "Bearer");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+
+  // Responses httplib produces itself (404 route, 413 body) get an error object too.
+  http.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty() || res.status < 400)
+          return httplib::Server::HandlerResponse::Unhandled;
+        SendError(res, ErrorForHttpStatus(res.status));
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+  http.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown error";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        SendStatus(res, Status::Internal("internal error: " + what));
+      });
+  http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    metrics_.CountResponse(res.status);
+    spdlog::debug("{} {} -> {}", req.method, req.path, res.status);
+  });
+
+  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    if (stopping_) {
+      SendStatus(res, Status::Unavailable("the server is shutting down"));
+      return;
+    }
+    SendJson(res, 200, {{"status", "ok"}, {"models_loaded", pool_->Running().size()}});
+  });
+
+  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics_.Render(*pool_), "text/plain; version=0.0.4");
+  });
+
+  auto model_object = [](const std::string& name, bool loaded) {
+    return json{{"id", name},
+                {"object", "model"},
+                {"created", 0},
+                {"owned_by", "snug"},
+                {"loaded", loaded}};
+  };
+  http.Get("/v1/models", [this, model_object](const httplib::Request&, httplib::Response& res) {
+    std::set<std::string> loaded;
+    for (const auto& m : pool_->Running())
+      loaded.insert(m.name);
+    json data = json::array();
+    for (const auto& name : pool_->KnownNames()) {
+      data.push_back(model_object(name, loaded.count(name) > 0));
+    }
+    SendJson(res, 200, {{"object", "list"}, {"data", data}});
+  });
+  http.Get(R"(/v1/models/(.+))",
+           [this, model_object](const httplib::Request& req, httplib::Response& res) {
+             const std::string name = req.matches[1];
+             if (Status valid = ValidateModelName(name); !valid.ok()) {
+               SendStatus(res, valid);
+               return;
+             }
+             bool loaded = false;
+             for (const auto& m : pool_->Running())
+               loaded |= m.name == name;
+             auto names = pool_->KnownNames();
+             if (std::find(names.begin(), names.end(), name) == names.end()) {
+               SendStatus(res, Status::NotFound(fmt::format("model '{}' is not known", name)));
+               return;
+             }
+             SendJson(res, 200, model_object(name, loaded));
+           });
+
+  auto with_body = [](const httplib::Request& req, httplib::Response& res,
+                      const std::function<void(const json&)>& handle) {
+    auto body = ParseJsonBody(req.body);
+    if (!body.ok()) {
+      SendStatus(res, body.status());
+      return;
+    }
+    handle(*body);
+  };
+
+  http.Post(
+      "/v1/models/load", [this, with_body](const httplib::Request& req, httplib::Response& res) {
+        with_body(req, res, [&](const json& body) {
+          auto name = ParseModelField(body);
+          if (!name.ok()) return SendStatus(res, name.status());
+          if (Status loaded = pool_->Load(*name); !loaded.ok()) return SendStatus(res, loaded);
+          for (const auto& m : pool_->Running()) {
+            if (m.name == *name) {
+              return SendJson(res, 200,
+                              {{"model", m.name}, {"loaded", true}, {"plan", PlanJson(m.plan)}});
+            }
+          }
+          SendJson(res, 200, {{"model", *name}, {"loaded", true}});
+        });
+      });
+  http.Post("/v1/models/unload",
+            [this, with_body](const httplib::Request& req, httplib::Response& res) {
+              with_body(req, res, [&](const json& body) {
+                auto name = ParseModelField(body);
+                if (!name.ok()) return SendStatus(res, name.status());
+                if (Status unloaded = pool_->Unload(*name); !unloaded.ok())
+                  return SendStatus(res, unloaded);
+                SendJson(res, 200, {{"model", *name}, {"loaded", false}});
+              });
+            });
+
+  http.Get("/v1/ps", [this](const httplib::Request&, httplib::Response& res) {
+    json models = json::array();
+    for (const auto& m : pool_->Running()) {
+      models.push_back({{"name", m.name},
+                        {"path", m.path},
+                        {"plan", PlanJson(m.plan)},
+                        {"allocated_bytes", m.allocated_bytes},
+                        {"active", m.stats.active},
+                        {"queued", m.stats.queued},
+                        {"slots", m.stats.slots},
+                        {"kv_cells_used", m.stats.kv_cells_used},
+                        {"kv_cells_total", m.stats.kv_cells_total},
+                        {"idle_seconds", m.idle_seconds},
+                        {"expires_in_seconds", m.expires_in_seconds}});
+    }
+    SendJson(res, 200,
+             {{"models", models},
+              {"budget_bytes", pool_->budget_bytes()},
+              {"planned_bytes", pool_->PlannedBytes()},
+              {"resident_bytes", ProcessResidentBytes()}});
+  });
+
+  http.Get("/v1/hardware", [this](const httplib::Request&, httplib::Response& res) {
+    json hw = options_.hardware ? options_.hardware() : json::object();
+    hw["serve_budget_bytes"] = pool_->budget_bytes();
+    hw["serve_planned_bytes"] = pool_->PlannedBytes();
+    SendJson(res, 200, hw);
+  });
+
+  http.Post("/v1/plan", [this, with_body](const httplib::Request& req, httplib::Response& res) {
+    with_body(req, res, [&](const json& body) {
+      auto request = ParsePlanRequest(body);
+      if (!request.ok()) return SendStatus(res, request.status());
+      auto plan = pool_->Plan(request->model, PlanOverrides{request->ctx, request->kv_type});
+      if (!plan.ok()) return SendStatus(res, plan.status());
+      json out = plan->detail.is_object() ? plan->detail : json::object();
+      out["model_name"] = request->model;
+      out["summary"] = PlanJson(*plan);
+      SendJson(res, 200, out);
+    });
+  });
+
+  http.Post("/v1/embeddings",
+            [this, with_body](const httplib::Request& req, httplib::Response& res) {
+              with_body(req, res, [&](const json& body) {
+                auto request = ParseEmbeddingRequest(body);
+                if (!request.ok()) return SendStatus(res, request.status());
+                auto lease = pool_->Acquire(request->model);
+                if (!lease.ok()) return SendStatus(res, lease.status());
+                SendStatus(res, Status::InvalidArgument(fmt::format(
+                                    "model '{}' cannot produce embeddings in this build: load an "
+                                    "embedding model (pooling) once the engine supports it",
+                                    request->model)));
+              });
+            });
+
+  // Chat and text completions share admission, streaming and accounting.
+  auto generate = [this](Api api, const httplib::Request& req, httplib::Response& res) {
+    if (stopping_) return SendStatus(res, Status::Unavailable("the server is shutting down"));
+    auto body = ParseJsonBody(req.body);
+    if (!body.ok()) return SendStatus(res, body.status());
+    GenerationParams params;
+    std::vector<engine::ChatMessage> messages;
+    std::string prompt_text;
+    if (api == Api::kChat) {
+      auto chat = ParseChatRequest(*body);
+      if (!chat.ok()) return SendStatus(res, chat.status());
+      params = chat->params;
+      for (auto& m : chat->messages)
+        messages.push_back({m.role, m.content});
+    } else {
+      auto completion = ParseCompletionRequest(*body);
+      if (!completion.ok()) return SendStatus(res, completion.status());
+      params = completion->params;
+      prompt_text = completion->prompt;
+    }
+    auto lease = pool_->Acquire(params.model);
+    if (!lease.ok()) return SendStatus(res, lease.status());
+    const engine::Model& model = lease->scheduler().model();
+    if (api == Api::kChat) {
+      auto chat_prompt = engine::ApplyChatTemplate(model, messages);
+      if (!chat_prompt.ok()) return SendStatus(res, chat_prompt.status());
+      prompt_text = chat_prompt->text;
+    }
+    auto tokens = model.Tokenize(prompt_text, /*add_special=*/true, /*parse_special=*/true);
+    if (!tokens.ok()) return SendStatus(res, tokens.status());
+
+    auto& scheduler = lease->scheduler();
+    const uint32_t n_ctx = scheduler.n_ctx_seq();
+    const int64_t n_prompt = static_cast<int64_t>(tokens->size());
+    engine::SamplingParams sampling;
+    sampling.temperature = params.temperature;
+    sampling.top_p = params.top_p;
+    if (params.seed) sampling.seed = *params.seed;
+    sampling.stop = params.stop;
+    if (params.max_tokens) {
+      sampling.max_tokens = *params.max_tokens;
+    } else if (n_prompt < static_cast<int64_t>(n_ctx)) {
+      // No limit asked: the slot's share of the context, or all that is left when the prompt
+      // already exceeds that share (the request is then admitted alone).
+      int64_t share = static_cast<int64_t>(scheduler.n_ctx() / scheduler.n_slots()) - n_prompt;
+      sampling.max_tokens = static_cast<int>(share > 0 ? share : n_ctx - n_prompt);
+    } else {
+      sampling.max_tokens = 1;  // Submit reports the prompt as too long
+    }
+    auto job = scheduler.Submit(std::move(*tokens), sampling);
+    if (!job.ok()) return SendStatus(res, job.status());
+    if (Status admitted = (*job)->WaitAdmitted(); !admitted.ok()) {
+      return SendStatus(res, admitted);
+    }
+
+    auto g = std::make_shared<Generation>();
+    g->api = api;
+    g->lease = std::move(*lease);
+    g->job = *job;
+    g->id = NewId(api == Api::kChat ? "chatcmpl" : "cmpl");
+    g->model = params.model;
+    g->created = UnixNow();
+    g->include_usage = params.include_usage;
+
+    if (!params.stream) {
+      Job::Update all = g->job->TakeAll();
+      metrics_.CountTokens(all.prompt_tokens, all.completion_tokens);
+      if (all.finish == engine::FinishReason::kError ||
+          all.finish == engine::FinishReason::kCancelled) {
+        return SendStatus(res, all.error.ok() ? Status::Internal("generation failed") : all.error);
+      }
+      json choice = {
+          {"index", 0}, {"logprobs", nullptr}, {"finish_reason", FinishName(all.finish)}};
+      if (api == Api::kChat) {
+        choice["message"] = {{"role", "assistant"}, {"content", all.text}};
+      } else {
+        choice["text"] = all.text;
+      }
+      return SendJson(res, 200,
+                      {{"id", g->id},
+                       {"object", api == Api::kChat ? "chat.completion" : "text_completion"},
+                       {"created", g->created},
+                       {"model", g->model},
+                       {"choices", json::array({choice})},
+                       {"usage", UsageJson(all.prompt_tokens, all.completion_tokens)}});
+    }
+
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, g](size_t, httplib::DataSink& sink) {
+          auto write = [&sink](const std::string& s) { return sink.write(s.data(), s.size()); };
+          if (g->api == Api::kChat && !write(SseEvent(ChunkJson(*g, nullptr, nullptr, true)))) {
+            g->job->Cancel();
+            return false;
+          }
+          while (true) {
+            Job::Update u;
+            if (!g->job->Take(&u, std::chrono::milliseconds(250))) {
+              // Nothing new: make sure the client is still there.
+              if (!sink.is_writable()) {
+                g->job->Cancel();
+                return false;
+              }
+              continue;
+            }
+            if (!u.text.empty() && !write(SseEvent(ChunkJson(*g, &u.text, nullptr, false)))) {
+              g->job->Cancel();  // client gone: free the slot
+              return false;
+            }
+            if (!u.done) continue;
+            metrics_.CountTokens(u.prompt_tokens, u.completion_tokens);
+            if (u.finish == engine::FinishReason::kError ||
+                u.finish == engine::FinishReason::kCancelled) {
+              Status error = u.error.ok() ? Status::Internal("generation failed") : u.error;
+              write(SseEvent(ErrorFromStatus(error).ToJson()));
+            } else {
+              write(SseEvent(ChunkJson(*g, nullptr, FinishName(u.finish), false)));
+              if (g->include_usage) {
+                json usage = ChunkJson(*g, nullptr, nullptr, false);
+                usage["choices"] = json::array();
+                usage["usage"] = UsageJson(u.prompt_tokens, u.completion_tokens);
+                write(SseEvent(usage));
+              }
+            }
+            write("data: [DONE]\n\n");
+            sink.done();
+            return true;
+          }
+        },
+        [g](bool success) {
+          if (!success) g->job->Cancel();
+        });
+  };
+  http.Post("/v1/chat/completions",
+            [generate](const httplib::Request& req, httplib::Response& res) {
+              generate(Api::kChat, req, res);
+            });
+  http.Post("/v1/completions", [generate](const httplib::Request& req, httplib::Response& res) {
+    generate(Api::kCompletion, req, res);
+  });
+}
+
+}  // namespace snug::server

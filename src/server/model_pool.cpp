@@ -1,0 +1,336 @@
+#include "server/model_pool.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+
+#include "core/size.h"
+#include "engine/engine.h"
+
+namespace snug::server {
+
+using Clock = std::chrono::steady_clock;
+
+struct ModelPool::Entry {
+  std::string name;
+  std::string path;
+  ModelPlan plan;
+  std::unique_ptr<ModelScheduler> scheduler;
+  std::atomic<int> leases{0};
+  std::atomic<int64_t> released_at{0};  // steady-clock ns of the last lease release
+
+  Clock::time_point LastUsed() const {
+    auto released = Clock::time_point(Clock::duration(released_at.load()));
+    return std::max(released, scheduler->last_used());
+  }
+  bool Evictable() const { return leases.load() == 0 && scheduler->Idle(); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Lease
+
+ModelPool::Lease::Lease(std::shared_ptr<Entry> entry) : entry_(std::move(entry)) {}
+ModelPool::Lease::Lease(Lease&& other) noexcept : entry_(std::move(other.entry_)) {}
+ModelPool::Lease& ModelPool::Lease::operator=(Lease&& other) noexcept {
+  if (this != &other) {
+    Release();
+    entry_ = std::move(other.entry_);
+  }
+  return *this;
+}
+ModelPool::Lease::~Lease() {
+  Release();
+}
+void ModelPool::Lease::Release() {
+  if (!entry_) return;
+  entry_->released_at.store(Clock::now().time_since_epoch().count());
+  entry_->leases.fetch_sub(1);
+  entry_.reset();
+}
+ModelScheduler* ModelPool::Lease::operator->() const {
+  return entry_->scheduler.get();
+}
+ModelScheduler& ModelPool::Lease::scheduler() const {
+  return *entry_->scheduler;
+}
+const std::string& ModelPool::Lease::name() const {
+  return entry_->name;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ModelPool
+
+ModelPool::ModelPool(PoolOptions options) : options_(std::move(options)) {
+  reaper_ = std::thread([this] { ReapLoop(); });
+}
+
+ModelPool::~ModelPool() {
+  Shutdown(Status::Unavailable("the server is shutting down"));
+}
+
+Result<std::string> ModelPool::ResolvePath(const std::string& name) const {
+  if (auto it = options_.files.find(name); it != options_.files.end()) return it->second;
+  if (options_.resolver) {
+    auto path = options_.resolver(name);
+    if (path.ok()) return path;
+    if (path.status().code() != Code::kNotFound) return path.status();
+  }
+  return Status::NotFound(fmt::format(
+      "model '{}' is not loaded, was not given on the command line and is not in the local store "
+      "(see 'snug ls', 'snug pull')",
+      name));
+}
+
+Result<ModelPool::Lease> ModelPool::Acquire(const std::string& name) {
+  {
+    std::lock_guard lock(mu_);
+    if (shutting_down_) return Status::Unavailable("the server is shutting down");
+    if (auto it = loaded_.find(name); it != loaded_.end()) {
+      it->second->leases.fetch_add(1);
+      return Lease(it->second);
+    }
+  }
+  std::lock_guard load_lock(load_mu_);
+  SNUG_ASSIGN_OR_RETURN(auto entry, LoadLocked(name, /*lease=*/true));
+  return Lease(entry);
+}
+
+Status ModelPool::Load(const std::string& name) {
+  std::lock_guard load_lock(load_mu_);
+  return LoadLocked(name, /*lease=*/false).status();
+}
+
+// Called with load_mu_ held: at most one load (and its evictions) at a time. With `lease`, the
+// entry is leased under the pool lock so the reaper cannot unload it before the caller uses it.
+Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::string& name,
+                                                                bool lease) {
+  {
+    std::lock_guard lock(mu_);
+    if (shutting_down_) return Status::Unavailable("the server is shutting down");
+    if (auto it = loaded_.find(name); it != loaded_.end()) {
+      if (lease) it->second->leases.fetch_add(1);
+      return it->second;
+    }
+  }
+  SNUG_ASSIGN_OR_RETURN(std::string path, ResolvePath(name));
+  if (!options_.planner) return Status::Internal("the server has no planner");
+  SNUG_ASSIGN_OR_RETURN(ModelPlan plan, options_.planner(path, PlanOverrides{}));
+
+  // Make room: evict idle models, least recently used first, only if that frees enough.
+  std::vector<std::shared_ptr<Entry>> victims;
+  uint64_t free_after = 0;
+  {
+    std::lock_guard lock(mu_);
+    uint64_t planned = 0;
+    for (const auto& [_, e] : loaded_)
+      planned += e->plan.peak_host_bytes;
+    const uint64_t budget = options_.budget_bytes;
+    uint64_t free_now = budget > planned ? budget - planned : 0;
+    if (plan.peak_host_bytes > free_now) {
+      std::vector<std::shared_ptr<Entry>> idle;
+      for (const auto& [_, e] : loaded_) {
+        if (e->Evictable()) idle.push_back(e);
+      }
+      std::sort(idle.begin(), idle.end(),
+                [](const auto& a, const auto& b) { return a->LastUsed() < b->LastUsed(); });
+      uint64_t freed = 0;
+      for (const auto& e : idle) {
+        if (free_now + freed >= plan.peak_host_bytes) break;
+        victims.push_back(e);
+        freed += e->plan.peak_host_bytes;
+      }
+      if (free_now + freed < plan.peak_host_bytes) {
+        std::string held;
+        for (const auto& [n, e] : loaded_) {
+          held +=
+              fmt::format("{}{} {} ({})", held.empty() ? "" : ", ", n,
+                          FormatSize(e->plan.peak_host_bytes), e->Evictable() ? "idle" : "busy");
+        }
+        Status refusal = Status::DoesNotFit(fmt::format(
+            "model '{}' needs {} (planned peak at ctx {}, {} KV) but only {} of the {} budget "
+            "({}) is free{}{}; unload a model or raise --memory-limit",
+            name, FormatSize(plan.peak_host_bytes), plan.n_ctx, plan.kv_type,
+            FormatSize(free_now + freed), FormatSize(budget), options_.budget_source,
+            held.empty() ? "" : "; loaded: ", held));
+        return refusal;
+      }
+      for (const auto& v : victims)
+        loaded_.erase(v->name);
+      free_after = free_now + freed;
+    } else {
+      free_after = free_now;
+    }
+  }
+  for (auto& v : victims) {
+    spdlog::info("evicting idle model '{}' ({}) to load '{}'", v->name,
+                 FormatSize(v->plan.peak_host_bytes), name);
+    v->scheduler.reset();  // joins its thread and frees the context and weights
+    evictions_total_.fetch_add(1);
+  }
+  victims.clear();
+
+  engine::ModelOptions model_options;
+  model_options.path = path;
+  model_options.n_gpu_layers = plan.n_gpu_layers;
+  engine::ContextOptions context_options;
+  // The plan's n_ctx is per sequence; one unified KV buffer holds every slot's share, so any
+  // request may use up to the per-sequence context while short ones leave room for others.
+  context_options.n_ctx = plan.n_ctx * std::max<uint32_t>(1, plan.n_parallel);
+  context_options.kv_type = plan.kv_type;
+  context_options.n_seq_max = std::max<uint32_t>(1, plan.n_parallel);
+  context_options.kv_unified = true;
+  context_options.n_threads = options_.n_threads;
+  context_options.n_threads_batch = options_.n_threads;
+  engine::LoadBudget load_budget;
+  load_budget.host_bytes = free_after;
+  load_budget.source = options_.budget_source;
+  SNUG_ASSIGN_OR_RETURN(engine::Loaded loaded,
+                        engine::LoadFitted(model_options, context_options, load_budget));
+
+  auto entry = std::make_shared<Entry>();
+  entry->name = name;
+  entry->path = path;
+  entry->plan = plan;
+  SchedulerOptions scheduler_options = options_.scheduler;
+  scheduler_options.max_sequence_tokens = plan.n_ctx;
+  entry->scheduler = std::make_unique<ModelScheduler>(name, std::move(loaded), scheduler_options);
+  entry->released_at.store(Clock::now().time_since_epoch().count());
+  loads_total_.fetch_add(1);
+  spdlog::info("loaded model '{}' from {}: ctx {}, {} KV, {} slots, planned {}", name, path,
+               plan.n_ctx, plan.kv_type, plan.n_parallel, FormatSize(plan.peak_host_bytes));
+  std::lock_guard lock(mu_);
+  if (shutting_down_) return Status::Unavailable("the server is shutting down");
+  if (lease) entry->leases.fetch_add(1);
+  loaded_[name] = entry;
+  return entry;
+}
+
+Status ModelPool::Unload(const std::string& name) {
+  std::shared_ptr<Entry> victim;
+  {
+    std::lock_guard lock(mu_);
+    auto it = loaded_.find(name);
+    if (it == loaded_.end()) return Status::NotFound(fmt::format("model '{}' is not loaded", name));
+    if (!it->second->Evictable()) {
+      auto stats = it->second->scheduler->Stats();
+      return Status::Unavailable(
+          fmt::format("model '{}' is serving {} requests ({} waiting); unload it when it is idle",
+                      name, stats.active, stats.queued));
+    }
+    victim = it->second;
+    loaded_.erase(it);
+  }
+  victim->scheduler.reset();
+  spdlog::info("unloaded model '{}'", name);
+  return Status::Ok();
+}
+
+Result<ModelPlan> ModelPool::Plan(const std::string& name, const PlanOverrides& overrides) {
+  std::string path;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = loaded_.find(name); it != loaded_.end()) path = it->second->path;
+  }
+  if (path.empty()) {
+    SNUG_ASSIGN_OR_RETURN(path, ResolvePath(name));
+  }
+  if (!options_.planner) return Status::Internal("the server has no planner");
+  return options_.planner(path, overrides);
+}
+
+std::vector<RunningModel> ModelPool::Running() const {
+  std::vector<RunningModel> out;
+  std::lock_guard lock(mu_);
+  const auto now = Clock::now();
+  for (const auto& [name, e] : loaded_) {
+    RunningModel m;
+    m.name = name;
+    m.path = e->path;
+    m.plan = e->plan;
+    m.allocated_bytes = e->scheduler->AllocatedBytes();
+    m.stats = e->scheduler->Stats();
+    auto idle = std::chrono::duration_cast<std::chrono::seconds>(now - e->LastUsed()).count();
+    bool busy = !e->Evictable();
+    m.idle_seconds = busy ? 0 : idle;
+    if (!busy && options_.keep_alive.count() >= 0) {
+      auto keep = std::chrono::duration_cast<std::chrono::seconds>(options_.keep_alive).count();
+      m.expires_in_seconds = std::max<int64_t>(0, keep - idle);
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::vector<std::string> ModelPool::KnownNames() const {
+  std::set<std::string> names;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, _] : loaded_)
+      names.insert(name);
+  }
+  for (const auto& [name, _] : options_.files)
+    names.insert(name);
+  if (options_.lister) {
+    for (auto& n : options_.lister())
+      names.insert(n);
+  }
+  return {names.begin(), names.end()};
+}
+
+uint64_t ModelPool::PlannedBytes() const {
+  std::lock_guard lock(mu_);
+  uint64_t sum = 0;
+  for (const auto& [_, e] : loaded_)
+    sum += e->plan.peak_host_bytes;
+  return sum;
+}
+
+void ModelPool::ReapLoop() {
+  std::unique_lock lock(reap_mu_);
+  while (!stop_reaper_) {
+    reap_cv_.wait_for(lock, std::chrono::milliseconds(250));
+    if (stop_reaper_ || options_.keep_alive.count() < 0) continue;
+    std::vector<std::shared_ptr<Entry>> expired;
+    {
+      std::lock_guard pool_lock(mu_);
+      const auto now = Clock::now();
+      for (auto it = loaded_.begin(); it != loaded_.end();) {
+        if (it->second->Evictable() && now - it->second->LastUsed() >= options_.keep_alive) {
+          expired.push_back(it->second);
+          it = loaded_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    lock.unlock();
+    for (auto& e : expired) {
+      spdlog::info("unloading model '{}': idle for the keep-alive period", e->name);
+      e->scheduler.reset();
+    }
+    lock.lock();
+  }
+}
+
+void ModelPool::Shutdown(const Status& reason) {
+  {
+    std::lock_guard lock(reap_mu_);
+    stop_reaper_ = true;
+    reap_cv_.notify_all();
+  }
+  if (reaper_.joinable()) reaper_.join();
+  std::map<std::string, std::shared_ptr<Entry>> all;
+  {
+    std::lock_guard lock(mu_);
+    shutting_down_ = true;
+    all.swap(loaded_);
+  }
+  // Tell every scheduler first so in-flight streams end together, then free the models.
+  for (auto& [_, e] : all)
+    e->scheduler->Shutdown(reason);
+  all.clear();
+}
+
+}  // namespace snug::server

@@ -1,0 +1,139 @@
+// The set of loaded models and the memory they are planned to use. A request names a model; the
+// pool loads it on demand if its planned peak fits beside the loaded ones, else evicts idle models
+// least-recently-used first — only when that frees enough — else refuses with DoesNotFit and the
+// numbers. Idle models unload after the keep-alive period.
+//
+// Names map to files only through the operator: files given on the command line, or the local
+// store's registry (via the injected resolver). A name sent over the API never opens a path.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "server/scheduler.h"
+
+namespace snug::server {
+
+// What the planner decided for one model (src/plan via the cli glue).
+struct ModelPlan {
+  uint32_t n_ctx = 0;  // per sequence (plan::Settings::n_ctx); the context holds n_ctx x n_parallel
+  std::string kv_type = "f16";
+  int n_gpu_layers = 0;
+  uint32_t n_parallel = 1;
+  uint64_t peak_host_bytes = 0;
+  std::string reason;
+  nlohmann::json detail;  // the full plan as `snug plan --json` prints it
+};
+
+struct PlanOverrides {
+  std::string ctx;      // "" = server default
+  std::string kv_type;  // "" = server default
+};
+
+// Plans a model file against the server's budget. DoesNotFit with the numbers when it cannot.
+using Planner = std::function<Result<ModelPlan>(const std::string& path, const PlanOverrides&)>;
+// Store name -> local file; NotFound when the store has no such model.
+using NameResolver = std::function<Result<std::string>(const std::string& name)>;
+// Names the store holds (for GET /v1/models).
+using NameLister = std::function<std::vector<std::string>()>;
+
+struct PoolOptions {
+  uint64_t budget_bytes = 0;  // host memory the loaded models' planned peaks may sum to
+  std::string budget_source;  // "override", "cgroup", ... (named in DoesNotFit messages)
+  std::chrono::milliseconds keep_alive{5 * 60 * 1000};  // < 0: never unload idle models
+  Planner planner;
+  NameResolver resolver;                     // may be empty (no store)
+  NameLister lister;                         // may be empty
+  std::map<std::string, std::string> files;  // names from the command line -> paths
+  SchedulerOptions scheduler;
+  int n_threads = 0;  // engine threads; 0 = all cores
+};
+
+struct RunningModel {
+  std::string name;
+  std::string path;
+  ModelPlan plan;
+  uint64_t allocated_bytes = 0;  // what llama.cpp allocated
+  SchedulerStats stats;
+  int64_t idle_seconds = 0;
+  int64_t expires_in_seconds = -1;  // -1: never (busy or keep-alive forever)
+};
+
+class ModelPool {
+ public:
+  explicit ModelPool(PoolOptions options);
+  ~ModelPool();
+  ModelPool(const ModelPool&) = delete;
+  ModelPool& operator=(const ModelPool&) = delete;
+
+  struct Entry;
+  // Keeps a model loaded (not evictable) while a request uses it.
+  class Lease {
+   public:
+    Lease() = default;
+    explicit Lease(std::shared_ptr<Entry> entry);
+    Lease(Lease&& other) noexcept;
+    Lease& operator=(Lease&& other) noexcept;
+    ~Lease();
+    ModelScheduler* operator->() const;
+    ModelScheduler& scheduler() const;
+    const std::string& name() const;
+
+   private:
+    void Release();
+    std::shared_ptr<Entry> entry_;
+  };
+
+  // Returns the loaded model, loading it first (evicting idle models if needed and enough).
+  // NotFound for unknown names, DoesNotFit when it cannot fit, Unavailable when shutting down.
+  Result<Lease> Acquire(const std::string& name);
+  // Loads without using. OK when already loaded.
+  Status Load(const std::string& name);
+  // Unloads an idle model. NotFound when not loaded; Unavailable while it serves requests.
+  Status Unload(const std::string& name);
+  // Plans a model without loading it.
+  Result<ModelPlan> Plan(const std::string& name, const PlanOverrides& overrides);
+
+  std::vector<RunningModel> Running() const;
+  // Every name a request may use: loaded, from the command line, and in the store.
+  std::vector<std::string> KnownNames() const;
+  uint64_t budget_bytes() const { return options_.budget_bytes; }
+  uint64_t PlannedBytes() const;  // sum of loaded models' planned peaks
+  uint64_t loads_total() const { return loads_total_.load(); }
+  uint64_t evictions_total() const { return evictions_total_.load(); }
+
+  // Ends all requests with `reason` and unloads every model. Idempotent.
+  void Shutdown(const Status& reason);
+
+ private:
+  Result<std::string> ResolvePath(const std::string& name) const;
+  Result<std::shared_ptr<Entry>> LoadLocked(const std::string& name, bool lease);
+  void ReapLoop();
+
+  const PoolOptions options_;
+  mutable std::mutex mu_;  // guards loaded_
+  std::map<std::string, std::shared_ptr<Entry>> loaded_;
+  std::mutex load_mu_;  // one load (and its evictions) at a time
+  bool shutting_down_ = false;
+  std::atomic<uint64_t> loads_total_{0};
+  std::atomic<uint64_t> evictions_total_{0};
+
+  std::mutex reap_mu_;
+  std::condition_variable reap_cv_;
+  bool stop_reaper_ = false;
+  std::thread reaper_;
+};
+
+}  // namespace snug::server

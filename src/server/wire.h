@@ -1,0 +1,74 @@
+// The OpenAI wire format at the edge: request bodies are parsed once into typed structs (bounds
+// checked here, so the rest of the server trusts them) and responses are built from plain values.
+// Nothing here throws: malformed JSON and wrong types become InvalidArgument with a sentence.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace snug::server {
+
+// Upper bound for max_tokens before the context check (which gives the precise limit).
+inline constexpr int64_t kMaxTokensLimit = 1 << 24;
+
+struct Message {
+  std::string role;  // system | developer | user | assistant | tool
+  std::string content;
+};
+
+// Sampling and length settings shared by chat and text completions.
+struct GenerationParams {
+  std::string model;
+  bool stream = false;
+  bool include_usage = false;     // stream_options.include_usage
+  std::optional<int> max_tokens;  // max_tokens or max_completion_tokens
+  float temperature = 1.0f;       // OpenAI's default
+  float top_p = 1.0f;
+  std::optional<uint32_t> seed;
+  std::vector<std::string> stop;
+};
+
+struct ChatRequest {
+  GenerationParams params;
+  std::vector<Message> messages;
+};
+
+struct CompletionRequest {
+  GenerationParams params;
+  std::string prompt;
+};
+
+struct EmbeddingRequest {
+  std::string model;
+  std::vector<std::string> inputs;
+};
+
+struct PlanApiRequest {
+  std::string model;
+  std::string ctx;      // "" = the server's default
+  std::string kv_type;  // "" = the server's default
+};
+
+// Model names sent over the API: letters, digits and ._:-/ (for "org/model:tag"), no "..", no
+// leading "/" or ".", at most 200 characters. A name never becomes a file path on its own.
+Status ValidateModelName(const std::string& name);
+
+Result<nlohmann::json> ParseJsonBody(const std::string& body);
+Result<ChatRequest> ParseChatRequest(const nlohmann::json& body);
+Result<CompletionRequest> ParseCompletionRequest(const nlohmann::json& body);
+Result<EmbeddingRequest> ParseEmbeddingRequest(const nlohmann::json& body);
+Result<PlanApiRequest> ParsePlanRequest(const nlohmann::json& body);
+// {"model": "..."} for load/unload.
+Result<std::string> ParseModelField(const nlohmann::json& body);
+
+// A fresh id with the given prefix: "chatcmpl-3f9a...".
+std::string NewId(const std::string& prefix);
+int64_t UnixNow();
+
+}  // namespace snug::server

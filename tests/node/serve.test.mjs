@@ -1,0 +1,164 @@
+// `snug serve` driven by the official openai client: what an app developer sees.
+// Run: SNUG_BINARY=build/snug node --test   (scripts/test.sh does this).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import OpenAI from 'openai';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const snug = process.env.SNUG_BINARY ?? path.resolve(here, '../../build/snug');
+const apiKey = 'node-test-key';
+let dir;
+let server;
+let client;
+
+function startServer(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(snug, ['serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${err}`)), 120000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on ([^\s]+):(\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, port: Number(m[2]) });
+      }
+    });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${err}`));
+    });
+  });
+}
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'snug-node-'));
+  const model = path.join(dir, 'tiny.gguf');
+  const made = spawnSync(snug, ['mkmodel', 'tiny', model, '--weights', 'random']);
+  assert.equal(made.status, 0, String(made.stderr));
+  server = await startServer([model, '--port', '0', '--ctx', '512', '--parallel', '4',
+    '--api-key', apiKey]);
+  client = new OpenAI({ baseURL: `http://127.0.0.1:${server.port}/v1`, apiKey, maxRetries: 0 });
+});
+
+after(async () => {
+  if (server) {
+    const exited = new Promise((resolve) => server.child.on('exit', resolve));
+    server.child.removeAllListeners('exit');
+    server.child.on('exit', () => {});
+    server.child.kill('SIGTERM');
+    await exited;
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('lists models', async () => {
+  const ids = [];
+  for await (const m of client.models.list()) ids.push(m.id);
+  assert.deepEqual(ids, ['tiny']);
+  const one = await client.models.retrieve('tiny');
+  assert.equal(one.id, 'tiny');
+});
+
+test('chat completion', async () => {
+  const r = await client.chat.completions.create({
+    model: 'tiny',
+    messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello' }],
+    max_tokens: 6,
+    temperature: 0,
+  });
+  assert.equal(r.object, 'chat.completion');
+  assert.equal(r.choices[0].message.role, 'assistant');
+  assert.equal(typeof r.choices[0].message.content, 'string');
+  assert.ok(['stop', 'length'].includes(r.choices[0].finish_reason));
+  assert.ok(r.usage.completion_tokens >= 1 && r.usage.completion_tokens <= 6);
+  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens);
+});
+
+test('streaming chat equals the non-streamed answer', async () => {
+  const request = {
+    model: 'tiny', messages: [{ role: 'user', content: 'Tell me' }],
+    max_completion_tokens: 8, temperature: 0,
+  };
+  const whole = await client.chat.completions.create(request);
+  const stream = await client.chat.completions.create({
+    ...request, stream: true, stream_options: { include_usage: true },
+  });
+  let text = '';
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      text += c.delta?.content ?? '';
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  }
+  assert.equal(text, whole.choices[0].message.content);
+  assert.equal(finish, whole.choices[0].finish_reason);
+  assert.equal(usage.completion_tokens, whole.usage.completion_tokens);
+});
+
+test('text completions, streamed and not', async () => {
+  const r = await client.completions.create({
+    model: 'tiny', prompt: 'Once upon a time', max_tokens: 5, temperature: 0,
+  });
+  assert.equal(r.object, 'text_completion');
+  assert.equal(typeof r.choices[0].text, 'string');
+  const stream = await client.completions.create({
+    model: 'tiny', prompt: 'Once upon a time', max_tokens: 5, temperature: 0, stream: true,
+  });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+  assert.equal(text, r.choices[0].text);
+});
+
+test('errors are OpenAI error objects', async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e instanceof OpenAI.NotFoundError && e.status === 404 && /no-such-model/.test(e.message),
+  );
+  await assert.rejects(
+    client.chat.completions.create({ model: 'tiny', messages: [] }),
+    (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.type === 'invalid_request_error',
+  );
+  await assert.rejects(
+    client.chat.completions.create({
+      model: 'tiny', messages: [{ role: 'user', content: 'x'.repeat(5000) }], max_tokens: 4,
+    }),
+    (e) => e instanceof OpenAI.BadRequestError && /context/.test(e.message),
+  );
+  await assert.rejects(
+    client.chat.completions.create({
+      model: 'tiny', messages: [{ role: 'user', content: 'x' }], max_tokens: -3,
+    }),
+    (e) => e instanceof OpenAI.BadRequestError,
+  );
+  const wrongKey = new OpenAI({ baseURL: client.baseURL, apiKey: 'wrong', maxRetries: 0 });
+  await assert.rejects(wrongKey.models.list(), (e) => e instanceof OpenAI.AuthenticationError);
+  // The server is still fine.
+  const r = await client.chat.completions.create({
+    model: 'tiny', messages: [{ role: 'user', content: 'still there?' }], max_tokens: 2,
+  });
+  assert.ok(r.choices.length === 1);
+});
+
+test('concurrent streams all complete', async () => {
+  const runs = Array.from({ length: 8 }, (_, i) => (async () => {
+    const stream = await client.chat.completions.create({
+      model: 'tiny', messages: [{ role: 'user', content: `stream ${i}` }],
+      max_tokens: 6, temperature: 0, stream: true,
+    });
+    let finish = null;
+    for await (const chunk of stream) finish = chunk.choices[0]?.finish_reason ?? finish;
+    return finish;
+  })());
+  for (const finish of await Promise.all(runs)) assert.ok(['stop', 'length'].includes(finish));
+});

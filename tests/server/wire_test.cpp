@@ -1,0 +1,103 @@
+// The request parsers on their own: every malformed body is an InvalidArgument sentence.
+#include <gtest/gtest.h>
+
+#include "server/api_error.h"
+#include "server/wire.h"
+
+namespace snug::server {
+namespace {
+
+using nlohmann::json;
+
+TEST(WireTest, ParsesChatWithAllFields) {
+  auto r = ParseChatRequest(json::parse(R"({"model":"org/m:q4","stream":true,
+      "stream_options":{"include_usage":true},"max_completion_tokens":7,"temperature":0,
+      "top_p":0.5,"seed":3,"stop":["a","b"],
+      "messages":[{"role":"developer","content":"s"},
+                  {"role":"user","content":[{"type":"text","text":"x"},{"type":"text","text":"y"}]}]})"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->params.model, "org/m:q4");
+  EXPECT_TRUE(r->params.stream);
+  EXPECT_TRUE(r->params.include_usage);
+  EXPECT_EQ(r->params.max_tokens, 7);
+  EXPECT_EQ(r->params.temperature, 0.0f);
+  EXPECT_EQ(r->params.seed, 3u);
+  EXPECT_EQ(r->params.stop, (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(r->messages.size(), 2u);
+  EXPECT_EQ(r->messages[0].role, "system");
+  EXPECT_EQ(r->messages[1].content, "xy");
+}
+
+TEST(WireTest, RejectsBadBodies) {
+  const char* bad[] = {
+      R"({"messages":[{"role":"user","content":"x"}]})",                // no model
+      R"({"model":5,"messages":[{"role":"user","content":"x"}]})",      // model type
+      R"({"model":"m","messages":"x"})",                                // messages type
+      R"({"model":"m","messages":[]})",                                 // empty
+      R"({"model":"m","messages":[{"role":"wizard","content":"x"}]})",  // role
+      R"({"model":"m","messages":[{"content":"x"}]})",                  // no role
+      R"({"model":"m","messages":[{"role":"user","content":5}]})",      // content type
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":-5})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1e30})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":99999999999})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"5"})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"top_p":-1})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":7})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":[1]})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":2})",
+      R"({"model":"../../etc/passwd","messages":[{"role":"user","content":"x"}]})",
+      R"({"model":"/abs/path.gguf","messages":[{"role":"user","content":"x"}]})",
+      R"({"model":"a b","messages":[{"role":"user","content":"x"}]})",
+      R"([1,2,3])",
+  };
+  for (const char* body : bad) {
+    auto r = ParseChatRequest(json::parse(body));
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << body;
+    EXPECT_FALSE(r.status().message().empty());
+  }
+}
+
+TEST(WireTest, JsonBodyMustBeAnObject) {
+  EXPECT_FALSE(ParseJsonBody("").ok());
+  EXPECT_FALSE(ParseJsonBody("{").ok());
+  EXPECT_FALSE(ParseJsonBody("[]").ok());
+  EXPECT_FALSE(ParseJsonBody("\"x\"").ok());
+  EXPECT_TRUE(ParseJsonBody("{}").ok());
+}
+
+TEST(WireTest, CompletionAndEmbeddingInputs) {
+  EXPECT_TRUE(ParseCompletionRequest(json::parse(R"({"model":"m","prompt":"x"})")).ok());
+  EXPECT_TRUE(ParseCompletionRequest(json::parse(R"({"model":"m","prompt":["x"]})")).ok());
+  EXPECT_FALSE(ParseCompletionRequest(json::parse(R"({"model":"m","prompt":["x","y"]})")).ok());
+  EXPECT_FALSE(ParseCompletionRequest(json::parse(R"({"model":"m","prompt":""})")).ok());
+  EXPECT_FALSE(ParseCompletionRequest(json::parse(R"({"model":"m"})")).ok());
+  auto e = ParseEmbeddingRequest(json::parse(R"({"model":"m","input":["a","b"]})"));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->inputs.size(), 2u);
+  EXPECT_FALSE(ParseEmbeddingRequest(json::parse(R"({"model":"m","input":[]})")).ok());
+  EXPECT_FALSE(
+      ParseEmbeddingRequest(json::parse(R"({"model":"m","input":"a","encoding_format":"base64"})"))
+          .ok());
+}
+
+TEST(WireTest, ErrorStatusesFollowTheCode) {
+  EXPECT_EQ(ErrorFromStatus(Status::InvalidArgument("x")).http_status, 400);
+  EXPECT_EQ(ErrorFromStatus(Status::PermissionDenied("x")).http_status, 401);
+  EXPECT_EQ(ErrorFromStatus(Status::NotFound("x")).http_status, 404);
+  auto busy = ErrorFromStatus(Status::Unavailable("x"));
+  EXPECT_EQ(busy.http_status, 503);
+  EXPECT_GT(busy.retry_after_seconds, 0);
+  EXPECT_EQ(ErrorFromStatus(Status::DoesNotFit("x")).http_status, 507);
+  auto j = ErrorFromStatus(Status::NotFound("no model")).ToJson();
+  EXPECT_EQ(j["error"]["message"], "no model");
+  EXPECT_EQ(j["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(j["error"]["code"], "model_not_found");
+}
+
+}  // namespace
+}  // namespace snug::server
