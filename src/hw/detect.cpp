@@ -150,8 +150,8 @@ std::string CgroupLimitLabel(int version, const CgroupLevel& level) {
 void CapUnifiedDevices(Budget* budget) {
   for (Device& d : budget->devices) {
     if (!d.unified) continue;
-    d.budget_bytes = std::min(SaturatingSub(d.free_bytes, DeviceHeadroom(d.total_bytes)),
-                              budget->host_bytes);
+    d.budget_bytes =
+        std::min(SaturatingSub(d.free_bytes, DeviceHeadroom(d.total_bytes)), budget->host_bytes);
   }
 }
 
