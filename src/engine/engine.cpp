@@ -5,6 +5,7 @@
 #include <llama-ext.h>
 #include <llama.h>
 
+#include <cmath>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -148,6 +149,20 @@ void ParseFault(const std::string& spec, int* fail_decode_at, int* nan_logits_at
   }
 }
 
+// The pooling the GGUF asks for ("<arch>.pooling_type"), or UNSPECIFIED when it names none.
+enum llama_pooling_type ModelPooling(const llama_model* model) {
+  char arch[128];
+  if (llama_model_meta_val_str(model, "general.architecture", arch, sizeof(arch)) <= 0) {
+    return LLAMA_POOLING_TYPE_UNSPECIFIED;
+  }
+  char value[32];
+  const std::string key = std::string(arch) + ".pooling_type";
+  if (llama_model_meta_val_str(model, key.c_str(), value, sizeof(value)) <= 0) {
+    return LLAMA_POOLING_TYPE_UNSPECIFIED;
+  }
+  return static_cast<enum llama_pooling_type>(std::atoi(value));
+}
+
 }  // namespace
 
 void InitBackend() {
@@ -284,6 +299,9 @@ int Model::n_layer() const {
 int Model::n_vocab() const {
   return llama_vocab_n_tokens(llama_model_get_vocab(model_));
 }
+int Model::n_embd() const {
+  return llama_model_n_embd(model_);
+}
 
 std::string Model::Description() const {
   char buf[256];
@@ -393,6 +411,93 @@ Result<Loaded> LoadFitted(const ModelOptions& model_options, const ContextOption
   SNUG_ASSIGN_OR_RETURN(loaded.model, Model::Load(model_options));
   SNUG_ASSIGN_OR_RETURN(loaded.context, Context::Create(loaded.model.get(), context_options));
   return loaded;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings
+
+Result<std::vector<std::vector<float>>> Embed(const Model& model,
+                                              const std::vector<std::vector<Token>>& inputs,
+                                              const EmbedOptions& options) {
+  if (inputs.empty()) return Status::InvalidArgument("there is nothing to embed: give an input");
+  const int n_ctx_train = model.n_ctx_train();
+  size_t longest = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].empty()) {
+      return Status::InvalidArgument(fmt::format("input {} is empty; give it some text", i));
+    }
+    if (n_ctx_train > 0 && inputs[i].size() > static_cast<size_t>(n_ctx_train)) {
+      return Status::InvalidArgument(
+          fmt::format("input {} is {} tokens but the model was trained on at most {}; shorten it",
+                      i, inputs[i].size(), n_ctx_train));
+    }
+    longest = std::max(longest, inputs[i].size());
+  }
+
+  enum llama_pooling_type pooling = ModelPooling(model.raw());
+  if (pooling == LLAMA_POOLING_TYPE_RANK) {
+    return Status::InvalidArgument(model.Description() +
+                                   " is a reranking model; it scores pairs instead of embedding");
+  }
+  // A model without pooling (every generative model) gets the mean of its token states.
+  if (pooling == LLAMA_POOLING_TYPE_UNSPECIFIED || pooling == LLAMA_POOLING_TYPE_NONE) {
+    pooling = LLAMA_POOLING_TYPE_MEAN;
+  }
+
+  // Every input must fit one physical batch: non-causal (encoder) models attend over the whole
+  // sequence at once, so the context, logical and physical batch all hold the longest input.
+  ContextOptions context_options;
+  context_options.n_ctx = static_cast<uint32_t>(longest);
+  context_options.n_batch = context_options.n_ctx;
+  context_options.n_ubatch = context_options.n_ctx;
+  context_options.n_seq_max = 1;
+  context_options.n_threads = options.n_threads;
+  SNUG_ASSIGN_OR_RETURN(llama_context_params params, ToContextParams(context_options));
+  params.embeddings = true;
+  params.pooling_type = pooling;
+  params.no_perf = true;
+  std::unique_ptr<llama_context, decltype(&llama_free)> ctx(
+      llama_init_from_model(model.raw(), params), &llama_free);
+  if (ctx == nullptr) {
+    return Status::Runtime(WithLlamaReason(fmt::format(
+        "llama.cpp could not create an embedding context of {} tokens (out of memory?)", longest)));
+  }
+
+  const int n_embd = model.n_embd();
+  std::vector<std::vector<float>> out;
+  out.reserve(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    // Each input is its own sequence 0 in an emptied cache, so inputs never see each other.
+    llama_memory_clear(llama_get_memory(ctx.get()), true);
+    std::vector<Token> tokens = inputs[i];
+    const int rc = llama_decode(
+        ctx.get(), llama_batch_get_one(tokens.data(), static_cast<int32_t>(tokens.size())));
+    if (rc != 0) {
+      return Status::Runtime(WithLlamaReason(fmt::format(
+          "llama_decode failed with status {} while embedding input {}; no vector was returned", rc,
+          i)));
+    }
+    const float* pooled = llama_get_embeddings_seq(ctx.get(), 0);
+    if (pooled == nullptr) {
+      return Status::Runtime(
+          WithLlamaReason(fmt::format("llama.cpp returned no pooled embedding for input {}", i)));
+    }
+    double norm_sq = 0;
+    for (int j = 0; j < n_embd; ++j)
+      norm_sq += static_cast<double>(pooled[j]) * pooled[j];
+    if (!std::isfinite(norm_sq) || norm_sq <= 0) {
+      return Status::Runtime(fmt::format(
+          "the embedding of input {} is not a finite non-zero vector (backend fault?); it was "
+          "discarded",
+          i));
+    }
+    const double inv_norm = 1.0 / std::sqrt(norm_sq);
+    std::vector<float> vector(n_embd);
+    for (int j = 0; j < n_embd; ++j)
+      vector[j] = static_cast<float>(pooled[j] * inv_norm);
+    out.push_back(std::move(vector));
+  }
+  return out;
 }
 
 std::string PromptTooLongMessage(size_t prompt_tokens, uint32_t n_ctx) {

@@ -106,6 +106,7 @@ class Model {
   int n_ctx_train() const;
   int n_layer() const;
   int n_vocab() const;
+  int n_embd() const;               // width of the hidden state (and of Embed's vectors)
   std::string Description() const;  // "llama 1B Q4_K - Medium"
   const std::string& path() const { return path_; }
 
@@ -278,6 +279,24 @@ struct Generation {
 Result<Generation> Generate(Context* context, const std::vector<Token>& prompt,
                             const SamplingParams& params,
                             const std::function<bool(std::string_view)>& on_text = nullptr);
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings
+
+struct EmbedOptions {
+  int n_threads = 0;  // 0 = hardware concurrency
+};
+
+// One sentence embedding per input (n_embd floats each), L2-normalized to unit length so a dot
+// product is the cosine similarity. Uses the model's own pooling when its GGUF names one (CLS,
+// MEAN, LAST), else mean pooling, so a generative model gives a mean-pooled embedding. Creates a
+// short-lived context of its own sized to the longest input (embeddings on, separate from any
+// generation Context), so it may run on a Model another thread generates with.
+// InvalidArgument when there are no inputs, an input is empty or longer than the model's trained
+// context, or the model is a reranker; Runtime when decoding fails or a vector is not finite.
+Result<std::vector<std::vector<float>>> Embed(const Model& model,
+                                              const std::vector<std::vector<Token>>& inputs,
+                                              const EmbedOptions& options = {});
 
 // The user-facing sentence for a prompt that cannot fit, shared by Runner and callers.
 std::string PromptTooLongMessage(size_t prompt_tokens, uint32_t n_ctx);

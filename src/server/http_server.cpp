@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <mutex>
 
 #include "core/size.h"
 #include "engine/engine.h"
@@ -346,19 +347,56 @@ void HttpServer::Routes() {
     });
   });
 
-  http.Post("/v1/embeddings",
-            [this, with_body](const httplib::Request& req, httplib::Response& res) {
-              with_body(req, res, [&](const json& body) {
-                auto request = ParseEmbeddingRequest(body);
-                if (!request.ok()) return SendStatus(res, request.status());
-                auto lease = pool_->Acquire(request->model);
-                if (!lease.ok()) return SendStatus(res, lease.status());
-                SendStatus(res, Status::InvalidArgument(fmt::format(
-                                    "model '{}' cannot produce embeddings in this build: load an "
-                                    "embedding model (pooling) once the engine supports it",
-                                    request->model)));
-              });
-            });
+  http.Post("/v1/embeddings", [this, with_body](const httplib::Request& req,
+                                                httplib::Response& res) {
+    with_body(req, res, [&](const json& body) {
+      auto request = ParseEmbeddingRequest(body);
+      if (!request.ok()) return SendStatus(res, request.status());
+      if (stopping_) {
+        return SendStatus(res, Status::Unavailable("the server is shutting down"));
+      }
+      auto lease = pool_->Acquire(request->model);
+      if (!lease.ok()) return SendStatus(res, lease.status());
+      // The lease keeps the model loaded; the engine embeds on a short-lived context of
+      // its own, which llama.cpp allows beside the scheduler thread's context.
+      const engine::Model& model = lease->scheduler().model();
+      std::vector<std::vector<engine::Token>> inputs;
+      int prompt_tokens = 0;
+      for (const auto& text : request->inputs) {
+        auto tokens = model.Tokenize(text, /*add_special=*/true,
+                                     /*parse_special=*/false);
+        if (!tokens.ok()) return SendStatus(res, tokens.status());
+        // The planner sized this model's context; a longer input would need an embedding
+        // context (and compute buffer) beyond what was planned to fit.
+        const uint32_t n_ctx = lease->scheduler().n_ctx_seq();
+        if (n_ctx > 0 && tokens->size() > n_ctx) {
+          return SendStatus(
+              res, Status::InvalidArgument(engine::PromptTooLongMessage(tokens->size(), n_ctx)));
+        }
+        prompt_tokens += static_cast<int>(tokens->size());
+        inputs.push_back(std::move(*tokens));
+      }
+      Result<std::vector<std::vector<float>>> vectors = [&] {
+        // One embedding context at a time, so concurrent requests cannot multiply the
+        // memory used beside the planned generation contexts.
+        static std::mutex embed_mu;
+        std::lock_guard<std::mutex> lock(embed_mu);
+        return engine::Embed(model, inputs);
+      }();
+      if (!vectors.ok()) return SendStatus(res, vectors.status());
+      json data = json::array();
+      for (size_t i = 0; i < vectors->size(); ++i) {
+        data.push_back(
+            {{"object", "embedding"}, {"index", i}, {"embedding", std::move((*vectors)[i])}});
+      }
+      metrics_.CountTokens(prompt_tokens, 0);
+      SendJson(res, 200,
+               {{"object", "list"},
+                {"data", std::move(data)},
+                {"model", request->model},
+                {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}});
+    });
+  });
 
   // Chat and text completions share admission, streaming and accounting.
   auto generate = [this](Api api, const httplib::Request& req, httplib::Response& res) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -280,6 +281,54 @@ TEST_F(EngineTest, RunnerReportsUnavailableWhenTheCacheIsTaken) {
   ASSERT_LT(big.size(), 256u);
   ASSERT_TRUE(runner.AddSequence(0, big, Greedy(5)).ok());
   EXPECT_EQ(runner.AddSequence(1, big, Greedy(5)).code(), Code::kUnavailable);
+}
+
+double Norm(const std::vector<float>& v) {
+  double sum = 0;
+  for (float x : v)
+    sum += static_cast<double>(x) * x;
+  return std::sqrt(sum);
+}
+
+TEST_F(EngineTest, EmbedGivesDeterministicUnitVectorsPerInput) {
+  const std::vector<std::vector<Token>> inputs = {Prompt("the cat sat on the mat"),
+                                                  Prompt("quantum chromodynamics"),
+                                                  Prompt("the cat sat on the mat")};
+  EmbedOptions options;
+  options.n_threads = 2;
+  auto first = Embed(*model_, inputs, options);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(first->size(), 3u);
+  for (const auto& v : *first) {
+    ASSERT_EQ(v.size(), static_cast<size_t>(model_->n_embd()));
+    EXPECT_NEAR(Norm(v), 1.0, 1e-4);
+  }
+  // The same text gives the same vector whether it is embedded first or last, and again later.
+  for (int j = 0; j < model_->n_embd(); ++j)
+    ASSERT_NEAR((*first)[0][j], (*first)[2][j], 1e-5) << j;
+  auto again = Embed(*model_, {inputs[0]}, options);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  for (int j = 0; j < model_->n_embd(); ++j)
+    ASSERT_NEAR((*first)[0][j], (*again)[0][j], 1e-5) << j;
+  // Different text gives a different direction.
+  double dot = 0;
+  for (int j = 0; j < model_->n_embd(); ++j)
+    dot += static_cast<double>((*first)[0][j]) * (*first)[1][j];
+  EXPECT_LT(dot, 0.9999);
+}
+
+TEST_F(EngineTest, EmbedRejectsEmptyAndOverlongInputs) {
+  auto none = Embed(*model_, {});
+  EXPECT_EQ(none.status().code(), Code::kInvalidArgument);
+  auto empty = Embed(*model_, {Prompt("hello"), {}});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(empty.status().message().find("input 1 is empty"), std::string::npos)
+      << empty.status().ToString();
+  std::vector<Token> overlong(static_cast<size_t>(model_->n_ctx_train()) + 1, Prompt("a").back());
+  auto too_long = Embed(*model_, {overlong});
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_EQ(too_long.status().code(), Code::kInvalidArgument);
 }
 
 class FaultTest : public EngineTest {

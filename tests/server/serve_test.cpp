@@ -17,6 +17,7 @@
 
 #include "http_client.h"
 #include "serve_process.h"
+#include "synth/presets.h"
 
 namespace snug::testing {
 namespace {
@@ -229,7 +230,10 @@ TEST_F(ServeTest, BadInputsAre4xxJsonErrors) {
       {"streamed prompt longer than context", "/v1/chat/completions", Chat(long_prompt, 4, true),
        400},
       {"completion without prompt", "/v1/completions", R"({"model":"tiny"})", 400},
-      {"embeddings on a chat model", "/v1/embeddings", R"({"model":"tiny","input":"x"})", 400},
+      {"empty embedding input", "/v1/embeddings", R"({"model":"tiny","input":""})", 400},
+      {"no embedding inputs", "/v1/embeddings", R"({"model":"tiny","input":[]})", 400},
+      {"embedding input longer than context", "/v1/embeddings",
+       json({{"model", "tiny"}, {"input", long_prompt}}).dump(), 400},
       {"load unknown", "/v1/models/load", R"({"model":"nothing"})", 404},
       {"unload not loaded", "/v1/models/unload", R"({"model":"nothing"})", 404},
       {"plan unknown", "/v1/plan", R"({"model":"nothing"})", 404},
@@ -243,6 +247,43 @@ TEST_F(ServeTest, BadInputsAre4xxJsonErrors) {
   auto res = Post(port_, "/v1/completions", big);
   EXPECT_EQ(res.status, 413) << res.body.substr(0, 200);
   EXPECT_GE(Metric(port_, "snug_http_requests_total{status=\"400\"}"), 10);
+}
+
+TEST_F(ServeTest, EmbeddingsAreUnitVectorsOfTheModelsWidth) {
+  auto preset = synth::FindPreset("tiny");
+  ASSERT_TRUE(preset.ok()) << preset.status().ToString();
+  auto res = Post(port_, "/v1/embeddings",
+                  R"({"model":"tiny","input":["the cat sat","on the mat","the cat sat"]})");
+  ASSERT_EQ(res.status, 200) << res.body;
+  json body = ParseBody(res);
+  ASSERT_TRUE(body.is_object()) << res.body;
+  EXPECT_EQ(body["object"], "list");
+  EXPECT_EQ(body["model"], "tiny");
+  ASSERT_EQ(body["data"].size(), 3u);
+  std::vector<std::vector<float>> vectors;
+  for (size_t i = 0; i < 3; ++i) {
+    const auto& item = body["data"][i];
+    EXPECT_EQ(item["object"], "embedding");
+    EXPECT_EQ(item["index"], i);
+    auto v = item["embedding"].get<std::vector<float>>();
+    ASSERT_EQ(v.size(), preset->n_embd);
+    double norm_sq = 0;
+    for (float x : v)
+      norm_sq += static_cast<double>(x) * x;
+    EXPECT_NEAR(norm_sq, 1.0, 1e-3);
+    vectors.push_back(std::move(v));
+  }
+  EXPECT_NE(vectors[0], vectors[1]);
+  for (size_t j = 0; j < vectors[0].size(); ++j)
+    ASSERT_NEAR(vectors[0][j], vectors[2][j], 1e-5) << j;
+  const int prompt_tokens = body["usage"]["prompt_tokens"].get<int>();
+  EXPECT_GE(prompt_tokens, 6);
+  EXPECT_EQ(body["usage"]["total_tokens"], prompt_tokens);
+
+  // A single string is one input.
+  auto one = ParseBody(Post(port_, "/v1/embeddings", R"({"model":"tiny","input":"the cat sat"})"));
+  ASSERT_EQ(one["data"].size(), 1u) << one.dump();
+  EXPECT_EQ(one["data"][0]["embedding"].size(), preset->n_embd);
 }
 
 TEST_F(ServeTest, ManagementEndpoints) {
