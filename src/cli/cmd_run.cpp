@@ -119,18 +119,6 @@ engine::SamplingParams SamplingFrom(const RunFlags& f) {
   return p;
 }
 
-// Tokenizes a chat-formatted prompt. Templates that spell out BOS themselves would get a second
-// one from add_special; drop it so the model sees what it was trained on.
-Result<std::vector<engine::Token>> TokenizeChat(const engine::Model& model,
-                                                const std::string& text) {
-  SNUG_ASSIGN_OR_RETURN(auto tokens, model.Tokenize(text, true, true));
-  SNUG_ASSIGN_OR_RETURN(auto probe, model.Tokenize("", true, false));
-  if (!probe.empty() && tokens.size() >= 2 && tokens[0] == probe[0] && tokens[1] == probe[0]) {
-    tokens.erase(tokens.begin());
-  }
-  return tokens;
-}
-
 std::string PromptTooLong(size_t n_prompt, const RunSetup& setup) {
   std::string message = engine::PromptTooLongMessage(n_prompt, setup.context.n_ctx);
   if (setup.max_ctx > 0) {
@@ -202,7 +190,7 @@ Status RunOnce(engine::Context* context, const RunSetup& setup, const std::strin
   } else {
     SNUG_ASSIGN_OR_RETURN(engine::ChatPrompt chat,
                           engine::ApplyChatTemplate(model, {{"user", prompt_text}}));
-    SNUG_ASSIGN_OR_RETURN(prompt, TokenizeChat(model, chat.text));
+    SNUG_ASSIGN_OR_RETURN(prompt, model.TokenizeChat(chat.text));
   }
   SNUG_ASSIGN_OR_RETURN(engine::Generation gen, Answer(context, setup, prompt, flags));
   if (flags.json) {
@@ -234,7 +222,7 @@ Status Chat(engine::Context* context, const RunSetup& setup, const RunFlags& fla
     if (line.empty()) continue;
     history.push_back({"user", line});
     SNUG_ASSIGN_OR_RETURN(engine::ChatPrompt chat, engine::ApplyChatTemplate(model, history));
-    SNUG_ASSIGN_OR_RETURN(auto prompt, TokenizeChat(model, chat.text));
+    SNUG_ASSIGN_OR_RETURN(auto prompt, model.TokenizeChat(chat.text));
     auto gen = Answer(context, setup, prompt, flags);
     if (!gen.ok()) {
       if (gen.status().code() == Code::kInvalidArgument) {

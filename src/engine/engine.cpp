@@ -268,6 +268,17 @@ Result<std::vector<Token>> Model::Tokenize(std::string_view text, bool add_speci
   return tokens;
 }
 
+Result<std::vector<Token>> Model::TokenizeChat(std::string_view templated_text) const {
+  SNUG_ASSIGN_OR_RETURN(auto tokens, Tokenize(templated_text, true, true));
+  const llama_vocab* vocab = llama_model_get_vocab(model_);
+  const Token bos = llama_vocab_bos(vocab);
+  if (llama_vocab_get_add_bos(vocab) && bos != LLAMA_TOKEN_NULL && tokens.size() >= 2 &&
+      tokens[0] == bos && tokens[1] == bos) {
+    tokens.erase(tokens.begin());
+  }
+  return tokens;
+}
+
 std::string Model::TokenPiece(Token token) const {
   const llama_vocab* vocab = llama_model_get_vocab(model_);
   char small[64];

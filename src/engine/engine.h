@@ -98,6 +98,10 @@ class Model {
   // text becomes the control token (true for chat-templated prompts).
   Result<std::vector<Token>> Tokenize(std::string_view text, bool add_special,
                                       bool parse_special) const;
+  // Tokenizes the output of ApplyChatTemplate: special tokens parsed, BOS added as the vocab asks
+  // unless the template already spelled it out (Llama 3's "<|begin_of_text|>"), so the model never
+  // sees two BOS tokens. run and serve both use this, so a chat tokenizes the same way in each.
+  Result<std::vector<Token>> TokenizeChat(std::string_view templated_text) const;
   // Raw bytes of one token (may be an incomplete UTF-8 sequence). Control tokens render as "".
   std::string TokenPiece(Token token) const;
   std::string Detokenize(const std::vector<Token>& tokens) const;

@@ -426,7 +426,9 @@ void HttpServer::Routes() {
       if (!chat_prompt.ok()) return SendStatus(res, chat_prompt.status());
       prompt_text = chat_prompt->text;
     }
-    auto tokens = model.Tokenize(prompt_text, /*add_special=*/true, /*parse_special=*/true);
+    auto tokens = api == Api::kChat ? model.TokenizeChat(prompt_text)
+                                    : model.Tokenize(prompt_text, /*add_special=*/true,
+                                                     /*parse_special=*/true);
     if (!tokens.ok()) return SendStatus(res, tokens.status());
 
     auto& scheduler = lease->scheduler();
