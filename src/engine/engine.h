@@ -238,8 +238,10 @@ struct StepEvent {
 
 // Schedules sequences over one Context. Each Step builds ONE llama_batch with the pending prompt
 // chunks and the next token of every generating sequence, decodes it, samples each sequence with
-// its own sampler chain and reports per-sequence events. Greedy output is identical whether a
-// sequence runs alone or beside others (per-sequence samplers, per-row logits).
+// its own sampler chain and reports per-sequence events. Sampling state never crosses sequences
+// (per-sequence samplers, per-row logits), but llama.cpp's CPU kernels pick their path by batch
+// shape (e.g. flash attention's split-KV vs tiled path, ggml-cpu/ops.cpp), so logits can differ in
+// the last bits between a sequence decoded alone and beside others: near-tie greedy picks may flip.
 class Runner {
  public:
   explicit Runner(Context* context);
