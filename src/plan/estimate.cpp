@@ -164,7 +164,9 @@ ComputePhases Phases(const ModelShape& shape, const Settings& s) {
   }
   if (!s.flash_attn) {
     const uint64_t scores = g.n_ctx_seq * ub * n_head * sizeof(float);
-    layer = std::max(layer, scores + masks + 6 * act);
+    // Beside the scores: Q, K, V (one fused QKV tensor with views instead), the residual stream
+    // and the normed input (fitted to the dry run with flash attention off).
+    layer = std::max(layer, scores + masks + (shape.fused_qkv ? 5 : 6) * act);
   }
   return {layer, output, output_decode};
 }

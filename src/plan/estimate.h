@@ -30,9 +30,10 @@ struct Settings {
   uint32_t n_ubatch = 512;
   bool flash_attn = true;
   // llama_context_params.kv_unified (one KV buffer for all sequences) and swa_full (sliding
-  // window layers keep the full context). snug's engine uses llama.cpp's common defaults:
-  // kv_unified = false, swa_full = false — NOTE llama_context_default_params() says swa_full =
-  // true, the engine must set it to false for the window to save memory.
+  // window layers keep the full context). The fit shares one buffer among several slots except
+  // for serve --batch-invariant (a stream per slot); swa_full = false — NOTE
+  // llama_context_default_params() says swa_full = true, the engine must set it to false for the
+  // window to save memory.
   bool kv_unified = false;
   bool swa_full = false;
   std::vector<DevicePlacement> devices;  // empty: CPU only

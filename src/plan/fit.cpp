@@ -74,6 +74,9 @@ class Fitter {
     base_.n_batch = request.n_batch;
     base_.n_ubatch = request.n_ubatch;
     base_.flash_attn = request.flash_attn != FlashAttn::kOff;
+    // Server slots share one KV buffer (no per-slot ubatch splits) unless batch invariance needs
+    // a stream each.
+    base_.kv_unified = request.n_parallel > 1 && !request.batch_invariant;
     base_.cpu = options.cpu;
   }
 
@@ -360,7 +363,58 @@ Result<Plan> Fit(const ModelShape& shape, const hw::Budget& budget, const Reques
                  const FitOptions& options) {
   if (shape.n_layer == 0) return Status::InvalidArgument("the model has no layers");
   if (request.n_parallel == 0) return Status::InvalidArgument("--parallel must be at least 1");
-  return Fitter(shape, budget, request, options).Run();
+  if (!request.batch_invariant) {
+    SNUG_ASSIGN_OR_RETURN(Plan plan, Fitter(shape, budget, request, options).Run());
+    plan.batch_invariant = request.n_parallel == 1;  // one slot never shares a batch
+    return plan;
+  }
+  // llama.cpp's CPU flash attention picks split-KV or Q-tiled kernels by batch shape, so it is off
+  // (and with it quantized V caches). Matrix products of F16/BF16/F32 weights take another kernel
+  // for a single row than for several (ggml-cpu/llamafile/sgemm.cpp, "only enable sgemm for
+  // prompt processing"); the quantized ones measured give each row the same result.
+  std::vector<const TensorShape*> matrices;
+  for (const auto& layer : shape.layers)
+    for (const auto& t : layer.tensors)
+      matrices.push_back(&t);
+  for (const auto& t : shape.output_tensors)
+    matrices.push_back(&t);
+  for (const TensorShape* t : matrices) {
+    const char* unquantized = t->type == 0    ? "F32"
+                              : t->type == 1  ? "F16"
+                              : t->type == 30 ? "BF16"
+                                              : "";
+    if (t->matmul && *unquantized != '\0') {
+      return Status::InvalidArgument(fmt::format(
+          "--batch-invariant needs quantized weights: {} is {} (llama.cpp computes one row of "
+          "unquantized weights with another kernel than several)",
+          t->name, unquantized));
+    }
+  }
+  if (!request.kv_auto && request.kv_type != KvType::kF16) {
+    return Status::InvalidArgument(
+        "--batch-invariant turns flash attention off, which a quantized KV cache needs; use "
+        "--kv-type f16 or auto");
+  }
+  Request strict = request;
+  strict.flash_attn = FlashAttn::kOff;
+  strict.kv_auto = false;
+  strict.kv_type = KvType::kF16;
+  if (request.ngl_auto) {
+    strict.ngl_auto = false;  // GPU kernels are not known to be invariant: CPU only
+    strict.n_gpu_layers = 0;
+  } else if (request.n_gpu_layers > 0) {
+    return Status::InvalidArgument(
+        "--batch-invariant serves on the CPU only (GPU kernels are not known to give a row the "
+        "same result in every batch); drop --ngl or use --ngl 0");
+  }
+  SNUG_ASSIGN_OR_RETURN(Plan plan, Fitter(shape, budget, strict, options).Run());
+  if (plan.fits) {
+    plan.batch_invariant = true;
+    plan.reason +=
+        "; batch-invariant: flash attention off and one KV stream per slot, so a "
+        "batched answer is bit-identical to the same request run alone";
+  }
+  return plan;
 }
 
 }  // namespace snug::plan

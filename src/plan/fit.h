@@ -33,6 +33,9 @@ struct Plan {
   // kDoesNotFit with the numbers and the largest settings that do fit; OK when fits.
   Status status;
   MaxCtx max_ctx;
+  // Batched decoding equals solo decoding bit for bit under these settings: one slot, or
+  // Request::batch_invariant.
+  bool batch_invariant = false;
 };
 
 // Options the CPU (and tests) decide: which weights llama.cpp repacks on this CPU.
@@ -42,7 +45,8 @@ struct FitOptions {
 
 // Applies the policy. Returns an error only for requests that are invalid for this model
 // (quantized KV with flash attention off, more GPU layers than devices can take when no device
-// exists). A request that does not fit is a Plan with fits = false and status kDoesNotFit.
+// exists, batch-invariant serving of unquantized weights or on accelerators). A request that does
+// not fit is a Plan with fits = false and status kDoesNotFit.
 Result<Plan> Fit(const ModelShape& shape, const hw::Budget& budget, const Request& request,
                  const FitOptions& options = {});
 

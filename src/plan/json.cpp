@@ -31,6 +31,8 @@ nlohmann::json FitToJson(const Plan& p) {
       {"n_batch", p.settings.n_batch},
       {"n_ubatch", p.settings.n_ubatch},
       {"flash_attn", p.settings.flash_attn},
+      {"kv_unified", p.settings.kv_unified},
+      {"batch_invariant", p.batch_invariant},
       {"llama_n_ctx", p.settings.LlamaNCtx()},
       {"reason", p.reason},
   };

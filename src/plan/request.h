@@ -31,6 +31,10 @@ struct Request {
   // llama.cpp's default (auto) resolves to on wherever the backend runs flash attention for the
   // layer's device (llama-context.cpp resolve_fused_ops), which every snug backend does.
   FlashAttn flash_attn = FlashAttn::kAuto;
+  // `snug serve --batch-invariant`: settings under which a request decoded in a batch gives
+  // bit-identical logits to the same request decoded alone (flash attention off, so f16 KV; one
+  // KV stream per slot; CPU only; quantized weights).
+  bool batch_invariant = false;
 };
 
 // Parses the fit flags' text ("auto" | "max" | N, "f16" | "q8_0" | "q4_0" | "auto", "auto" | N,

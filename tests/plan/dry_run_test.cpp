@@ -1,7 +1,10 @@
 // The analytic planner against llama.cpp's own accounting: for every preset x ctx {2048, 8192,
-// 32768, 131072} (capped at the trained context) x KV {f16, q8_0}, the weights, KV cache and
-// compute buffer snug predicts are within 3% of what llama.cpp's no-alloc dry run reports
-// (common/fit.cpp's method). Model files are sparse zero-weight GGUFs in a temp dir.
+// 32768, 131072} (capped at the trained context) x KV {f16, q8_0}, plus the server's settings (4
+// slots sharing one KV buffer; --batch-invariant's flash attention off with a KV stream per slot),
+// the weights, KV cache and compute buffer snug predicts are within 3% of what llama.cpp's
+// no-alloc dry run reports (common/fit.cpp's method). Model files are sparse zero-weight GGUFs in a
+// temp dir.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -80,7 +83,34 @@ TEST_P(DryRunTest, EveryComponentWithin3Percent) {
       ++checked;
     }
   }
-  EXPECT_GE(checked, 2);
+  // The server's configurations: several slots in one shared KV buffer with flash attention
+  // (the default), and --batch-invariant's flash attention off with one KV stream per slot.
+  struct ServeConfig {
+    uint32_t parallel;
+    bool unified;
+    bool flash_attn;
+  };
+  for (uint32_t ctx : {2048u, 8192u}) {
+    for (ServeConfig c :
+         {ServeConfig{4, true, true}, ServeConfig{1, false, false}, ServeConfig{4, false, false}}) {
+      Settings s;
+      s.n_ctx = std::min(ctx, shape->n_ctx_train);
+      s.n_parallel = c.parallel;
+      s.kv_unified = c.unified;
+      s.flash_attn = c.flash_attn;
+      s.cpu = HostCpuRepack();
+      auto dry = (*runner)->Run(s);
+      ASSERT_TRUE(dry.ok()) << dry.status().message();
+      const MemoryBreakdown m = Estimate(*shape, s);
+      const std::string where =
+          fmt::format("{} ctx {} x{} {} KV, flash attention {}", preset->name, s.n_ctx, c.parallel,
+                      c.unified ? "shared" : "per-slot", c.flash_attn ? "on" : "off");
+      ExpectClose("KV cache", m.kv_bytes, dry->context_bytes, where);
+      ExpectClose("compute buffer", m.compute_bytes, dry->compute_bytes, where);
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 8);
   std::filesystem::remove(path);
 }
 

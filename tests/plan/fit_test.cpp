@@ -288,6 +288,82 @@ TEST(FitPolicy, QuantizedKvNeedsFlashAttention) {
             Code::kInvalidArgument);
 }
 
+// --- snug serve --batch-invariant --------------------------------------------------------------
+
+Request ServeReq(const std::string& ctx = "auto", const std::string& kv = "auto",
+                 const std::string& ngl = "auto", int parallel = 4) {
+  Request r = Req(ctx, kv, ngl, parallel);
+  r.batch_invariant = true;
+  return r;
+}
+
+TEST(BatchInvariant, FlashAttentionOffF16KvOneStreamPerSlot) {
+  ModelShape s = Llama3B();
+  auto plain = Fit(s, HostBudget(32 * kGiB), Req("auto", "auto", "auto", 4), Avx2());
+  auto plan = Fit(s, HostBudget(32 * kGiB), ServeReq(), Avx2());
+  ASSERT_TRUE(plain.ok() && plan.ok());
+  ASSERT_TRUE(plan->fits);
+  EXPECT_TRUE(plan->batch_invariant);
+  EXPECT_FALSE(plan->settings.flash_attn);
+  EXPECT_FALSE(plan->settings.kv_unified);
+  EXPECT_EQ(plan->settings.kv_type, KvType::kF16);
+  EXPECT_EQ(plan->settings.n_ctx, plain->settings.n_ctx);
+  // Without flash attention the scores are materialized: it costs memory, and the plan counts it.
+  EXPECT_GT(plan->memory.host_required_bytes, plain->memory.host_required_bytes);
+  EXPECT_NE(plan->reason.find("bit-identical"), std::string::npos) << plan->reason;
+  EXPECT_FALSE(plain->batch_invariant);
+  auto one = Fit(s, HostBudget(32 * kGiB), Req("auto", "auto", "auto", 1), Avx2());
+  EXPECT_TRUE(one->batch_invariant);  // one slot never shares a batch
+}
+
+TEST(BatchInvariant, ItsExtraMemoryIsFittedNotAssumed) {
+  ModelShape s = Llama3B();
+  Settings st;
+  st.n_ctx = 8192;
+  st.n_parallel = 4;
+  st.cpu = Avx2().cpu;
+  const uint64_t with_fa = Estimate(s, st).host_required_bytes;
+  st.flash_attn = false;
+  const uint64_t without_fa = Estimate(s, st).host_required_bytes;
+  ASSERT_GT(without_fa, with_fa);
+  // Room for 8192 with flash attention, not without: the invariant plan takes a smaller context.
+  const hw::Budget budget = BudgetFor((with_fa + without_fa) / 2);
+  auto plain = Fit(s, budget, Req("auto", "f16", "auto", 4), Avx2());
+  auto plan = Fit(s, budget, ServeReq(), Avx2());
+  ASSERT_TRUE(plain.ok() && plan.ok());
+  EXPECT_EQ(plain->settings.n_ctx, 8192u);
+  ASSERT_TRUE(plan->fits);
+  EXPECT_LT(plan->settings.n_ctx, 8192u);
+  EXPECT_LE(plan->memory.host_required_bytes, budget.host_bytes);
+  auto explicit_ctx = Fit(s, budget, ServeReq("8192"), Avx2());
+  ASSERT_TRUE(explicit_ctx.ok());
+  EXPECT_FALSE(explicit_ctx->fits);
+  EXPECT_EQ(explicit_ctx->status.code(), Code::kDoesNotFit);
+}
+
+TEST(BatchInvariant, RefusesWhatItCannotHonour) {
+  EXPECT_EQ(Fit(Llama3B(), HostBudget(32 * kGiB), ServeReq("auto", "q8_0"), Avx2()).status().code(),
+            Code::kInvalidArgument);
+  hw::Budget gpu = HostBudget(32 * kGiB);
+  gpu.devices.push_back(Gpu("CUDA0", 22 * kGiB));
+  EXPECT_EQ(Fit(Llama8B(), gpu, ServeReq("auto", "auto", "33"), Avx2()).status().code(),
+            Code::kInvalidArgument);
+  ModelShape f16 = Llama3B();
+  f16.layers[3].tensors[0].type = 1;  // GGML_TYPE_F16
+  auto refused = Fit(f16, HostBudget(32 * kGiB), ServeReq(), Avx2());
+  ASSERT_EQ(refused.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("quantized weights"), std::string::npos);
+}
+
+TEST(BatchInvariant, StaysOnTheCpuWhenAGpuIsThere) {
+  hw::Budget b = HostBudget(32 * kGiB);
+  b.devices.push_back(Gpu("CUDA0", 22 * kGiB));
+  auto plan = Fit(Llama8B(), b, ServeReq(), Avx2());
+  ASSERT_TRUE(plan.ok() && plan->fits);
+  EXPECT_EQ(plan->settings.NGpuLayers(), 0);
+  EXPECT_TRUE(plan->batch_invariant);
+}
+
 TEST(FitPolicy, Gpu24GBTakesEveryLayer) {
   hw::Budget b = HostBudget(32 * kGiB);
   b.devices.push_back(Gpu("CUDA0", 22 * kGiB));
