@@ -74,6 +74,11 @@ int DefaultThreads() {
 Result<llama_context_params> ToContextParams(const ContextOptions& options) {
   if (options.n_ctx == 0) return Status::InvalidArgument("context size must be positive");
   if (options.n_seq_max == 0) return Status::InvalidArgument("parallel sequences must be >= 1");
+  if (options.batch_invariant && options.n_seq_max > 1 &&
+      (options.kv_unified || options.flash_attn != FlashAttn::kOff)) {
+    return Status::InvalidArgument(
+        "batch-invariant decoding needs flash attention off and one KV stream per sequence");
+  }
   llama_context_params params = llama_context_default_params();
   params.n_ctx = options.n_ctx;
   params.n_batch = options.n_batch;
@@ -360,6 +365,10 @@ uint32_t Context::n_ctx() const {
 uint32_t Context::n_ctx_seq() const {
   return llama_n_ctx_seq(ctx_);
 }
+bool Context::batch_invariant() const {
+  return n_seq_max() == 1 || options_.batch_invariant;
+}
+
 uint32_t Context::n_seq_max() const {
   return llama_n_seq_max(ctx_);
 }

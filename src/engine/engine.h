@@ -53,6 +53,13 @@ struct ContextOptions {
   // Sliding-window layers keep the full context (llama.cpp's default) or only the window (the
   // planner's assumption, plan::Settings::swa_full = false).
   bool swa_full = false;
+  // Decode so that batched sequences get bit-identical logits to solo runs: needs flash attention
+  // off and kv_unified false (Create refuses otherwise). llama.cpp's CPU flash attention picks
+  // its kernel by batch shape, and in a shared KV buffer a sequence's cells interleave with
+  // others', changing the order attention sums them in; the remaining kernels compute each row
+  // the same whatever the batch for quantized weights (tests/engine/batch_invariance_test.cpp).
+  // GPU kernels are not known to be invariant.
+  bool batch_invariant = false;
   uint32_t n_batch = 2048;  // logical batch (tokens per llama_decode)
   uint32_t n_ubatch = 512;  // physical batch (compute buffer size depends on it)
   int n_threads = 0;        // generation threads; 0 = hardware concurrency
@@ -168,6 +175,9 @@ class Context {
   uint32_t n_seq_max() const;
   uint32_t n_batch() const;
   const ContextOptions& options() const { return options_; }
+  // A sequence's logits do not depend on what else is decoded with it (one slot, or
+  // ContextOptions::batch_invariant).
+  bool batch_invariant() const;
   MemoryBreakdown Memory() const;  // what llama.cpp actually allocated
   Timings Perf() const;            // llama.cpp's perf counters since creation / last reset
   void ResetPerf();
@@ -236,12 +246,15 @@ struct StepEvent {
   int generated_tokens = 0;                   // tokens sampled so far (including this one)
 };
 
-// Schedules sequences over one Context. Each Step builds ONE llama_batch with the pending prompt
-// chunks and the next token of every generating sequence, decodes it, samples each sequence with
-// its own sampler chain and reports per-sequence events. Sampling state never crosses sequences
-// (per-sequence samplers, per-row logits), but llama.cpp's CPU kernels pick their path by batch
-// shape (e.g. flash attention's split-KV vs tiled path, ggml-cpu/ops.cpp), so logits can differ in
-// the last bits between a sequence decoded alone and beside others: near-tie greedy picks may flip.
+// Schedules sequences over one Context. Each Step decodes the next token of every generating
+// sequence and pending prompt chunks, samples each sequence with its own sampler chain and reports
+// per-sequence events. Sampling state never crosses sequences (per-sequence samplers, per-row
+// logits). On a batch-invariant context (Context::batch_invariant) the logits of a sequence are
+// also bit-identical to a solo run: the next tokens go in one batch and each prompt chunk in a
+// batch of its own, cut at multiples of n_batch as a solo run cuts it, so every row is computed
+// by the same kernels. Elsewhere prompt chunks share the batch with the next tokens (fewer
+// decodes), and llama.cpp's kernels pick their path by batch shape (flash attention's split-KV vs
+// tiled path, ggml-cpu/ops.cpp), so a near-tie greedy pick can flip between batched and solo runs.
 class Runner {
  public:
   explicit Runner(Context* context);
@@ -266,11 +279,22 @@ class Runner {
   uint32_t UsedCells() const;  // KV cells held by active sequences
   uint32_t FreeCells() const;  // n_ctx - UsedCells()
   Context& context() const { return *context_; }
+  // Called with every row of logits before it is sampled (tests compare runs bit for bit).
+  using LogitsObserver = std::function<void(SeqId seq_id, const float* logits, int n_vocab)>;
+  void ObserveLogits(LogitsObserver observer) { observer_ = std::move(observer); }
 
  private:
   struct Sequence;
+  void AddRow(Sequence& seq, Token token, bool want_logits);
+  void AddPromptChunk(Sequence& seq, size_t max_tokens);
+  // Decodes the batch built so far, samples the sequences with logits in it and resets the batch.
+  Status DecodeBatch(std::vector<StepEvent>* events);
+  StepEvent FinishEvent(const Sequence& seq, FinishReason reason, std::string text,
+                        Status error) const;
   Context* context_;
   std::map<SeqId, std::unique_ptr<Sequence>> sequences_;
+  uint64_t next_order_ = 0;
+  LogitsObserver observer_;
   void* batch_ = nullptr;  // llama_batch*, sized n_batch
 };
 

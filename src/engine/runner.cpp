@@ -1,5 +1,6 @@
 // Continuous batching over one context: prompt chunks and next tokens of all active sequences go
-// into one llama_batch per Step; every decode status and every sampled row of logits is checked.
+// into one llama_batch per Step (two on a batch-invariant context: the next tokens, then one
+// prompt chunk alone); every decode status and every sampled row of logits is checked.
 #include <fmt/format.h>
 #include <llama.h>
 
@@ -90,6 +91,7 @@ struct Runner::Sequence {
   // Per step: tokens placed in the batch and the batch row whose logits belong to this sequence.
   int in_batch = 0;
   int logits_row = -1;
+  uint64_t order = 0;  // admission order: prompts are processed first come, first served
 
   Sequence(SeqId seq, std::vector<Token> tokens, SamplingParams p, llama_sampler* s)
       : id(seq), prompt(std::move(tokens)), params(std::move(p)), sampler(s), text(params.stop) {}
@@ -162,8 +164,9 @@ Status Runner::AddSequence(SeqId seq_id, std::vector<Token> prompt, SamplingPara
   llama_sampler* sampler = MakeSampler(context_->model(), params);
   // Clear any cells left by an earlier user of this id (e.g. a previous Runner).
   llama_memory_seq_rm(llama_get_memory(context_->raw()), seq_id, -1, -1);
-  sequences_[seq_id] =
-      std::make_unique<Sequence>(seq_id, std::move(prompt), std::move(params), sampler);
+  auto seq = std::make_unique<Sequence>(seq_id, std::move(prompt), std::move(params), sampler);
+  seq->order = next_order_++;
+  sequences_[seq_id] = std::move(seq);
   return Status::Ok();
 }
 
@@ -174,68 +177,100 @@ void Runner::RemoveSequence(SeqId seq_id) {
   sequences_.erase(it);
 }
 
+void Runner::AddRow(Sequence& seq, Token token, bool want_logits) {
+  auto& batch = *static_cast<llama_batch*>(batch_);
+  const int row = batch.n_tokens++;
+  batch.token[row] = token;
+  batch.pos[row] = seq.n_past + seq.in_batch;
+  batch.n_seq_id[row] = 1;
+  batch.seq_id[row][0] = seq.id;
+  batch.logits[row] = want_logits;
+  ++seq.in_batch;
+  if (want_logits) seq.logits_row = row;
+}
+
+void Runner::AddPromptChunk(Sequence& seq, size_t max_tokens) {
+  const size_t chunk = std::min(max_tokens, seq.prompt.size() - seq.prompt_fed);
+  for (size_t i = 0; i < chunk; ++i) {
+    const bool last = seq.prompt_fed + i + 1 == seq.prompt.size();
+    AddRow(seq, seq.prompt[seq.prompt_fed + i], last);
+  }
+}
+
 Status Runner::Step(std::vector<StepEvent>* events) {
   auto& batch = *static_cast<llama_batch*>(batch_);
   const auto n_batch = static_cast<int32_t>(context_->n_batch());
   const uint32_t n_ctx = context_->n_ctx();
   const uint32_t n_ctx_seq = context_->n_ctx_seq();
   batch.n_tokens = 0;
-
-  auto finish = [&](Sequence& seq, FinishReason reason, std::string text, Status error) {
-    StepEvent ev;
-    ev.seq_id = seq.id;
-    ev.text = std::move(text);
-    ev.finish = reason;
-    ev.error = std::move(error);
-    ev.prompt_tokens = static_cast<int>(seq.prompt.size());
-    ev.generated_tokens = seq.generated;
-    events->push_back(std::move(ev));
-  };
-  auto add = [&](Sequence& seq, Token token, bool want_logits) {
-    const int row = batch.n_tokens++;
-    batch.token[row] = token;
-    batch.pos[row] = seq.n_past + seq.in_batch;
-    batch.n_seq_id[row] = 1;
-    batch.seq_id[row][0] = seq.id;
-    batch.logits[row] = want_logits;
-    ++seq.in_batch;
-    if (want_logits) seq.logits_row = row;
-  };
-
-  std::vector<SeqId> finished;
-  uint32_t used = UsedCells();
   for (auto& [id, seq] : sequences_) {
     seq->in_batch = 0;
     seq->logits_row = -1;
   }
-  // Generating sequences first (one token each): they keep latency low while prompts stream in.
+
+  // Generating sequences first (one token each, in seq id order, which llama.cpp's per-slot KV
+  // streams need to keep them in one ubatch): they keep latency low while prompts stream in.
+  std::vector<SeqId> full;
+  uint32_t used = UsedCells();
   for (auto& [id, seq] : sequences_) {
     if (seq->pending < 0) continue;
     if (batch.n_tokens >= n_batch) break;
     if (static_cast<uint32_t>(seq->n_past) + 1 > n_ctx_seq || used + 1 > n_ctx) {
-      finish(*seq, FinishReason::kLength, seq->text.Flush(), Status::Ok());
-      finished.push_back(id);
+      events->push_back(FinishEvent(*seq, FinishReason::kLength, seq->text.Flush(), Status::Ok()));
+      full.push_back(id);
       continue;
     }
-    add(*seq, seq->pending, true);
+    AddRow(*seq, seq->pending, true);
     ++used;
+  }
+  for (SeqId id : full)
+    RemoveSequence(id);
+
+  if (context_->batch_invariant()) {
+    // A prompt chunk never shares a decode with other sequences and always starts at a multiple of
+    // n_batch, so every row is computed in the same shape as when the sequence runs alone.
+    Status decoded = DecodeBatch(events);
+    Sequence* next = nullptr;
+    for (auto& [id, seq] : sequences_) {
+      if (seq->prompt_fed >= seq->prompt.size()) continue;
+      if (!next || seq->order < next->order) next = seq.get();
+    }
+    if (next == nullptr) return decoded;
+    batch.n_tokens = 0;
+    for (auto& [id, seq] : sequences_) {
+      seq->in_batch = 0;
+      seq->logits_row = -1;
+    }
+    AddPromptChunk(*next, static_cast<size_t>(n_batch));
+    Status prompt = DecodeBatch(events);
+    return decoded.ok() ? prompt : decoded;
   }
   // Then prompt chunks, as much as the batch holds (cells were reserved at AddSequence).
   for (auto& [id, seq] : sequences_) {
     if (seq->prompt_fed >= seq->prompt.size()) continue;
     const size_t room = static_cast<size_t>(n_batch - batch.n_tokens);
     if (room == 0) break;
-    const size_t chunk = std::min(room, seq->prompt.size() - seq->prompt_fed);
-    for (size_t i = 0; i < chunk; ++i) {
-      const bool last = seq->prompt_fed + i + 1 == seq->prompt.size();
-      add(*seq, seq->prompt[seq->prompt_fed + i], last);
-    }
+    AddPromptChunk(*seq, room);
   }
-  for (SeqId id : finished)
-    RemoveSequence(id);
-  finished.clear();
-  if (batch.n_tokens == 0) return Status::Ok();
+  return DecodeBatch(events);
+}
 
+StepEvent Runner::FinishEvent(const Sequence& seq, FinishReason reason, std::string text,
+                              Status error) const {
+  StepEvent ev;
+  ev.seq_id = seq.id;
+  ev.text = std::move(text);
+  ev.finish = reason;
+  ev.error = std::move(error);
+  ev.prompt_tokens = static_cast<int>(seq.prompt.size());
+  ev.generated_tokens = seq.generated;
+  return ev;
+}
+
+Status Runner::DecodeBatch(std::vector<StepEvent>* events) {
+  auto& batch = *static_cast<llama_batch*>(batch_);
+  if (batch.n_tokens == 0) return Status::Ok();
+  std::vector<SeqId> finished;
   const int rc = context_->Decode(&batch);
   if (rc != 0) {
     Status first_error;
@@ -243,14 +278,16 @@ Status Runner::Step(std::vector<StepEvent>* events) {
       if (seq->in_batch == 0) continue;
       if (rc == 1 && seq->pending >= 0) {
         // No KV slot for the next token: the context is full for this sequence.
-        finish(*seq, FinishReason::kLength, seq->text.Flush(), Status::Ok());
+        events->push_back(
+            FinishEvent(*seq, FinishReason::kLength, seq->text.Flush(), Status::Ok()));
       } else if (rc == 1) {
-        finish(*seq, FinishReason::kError, "",
-               Status::Unavailable("the KV cache is full; retry when other requests end"));
+        events->push_back(FinishEvent(
+            *seq, FinishReason::kError, "",
+            Status::Unavailable("the KV cache is full; retry when other requests end")));
       } else {
         Status error = Status::Runtime(DecodeFailureMessage(rc));
         if (first_error.ok()) first_error = error;
-        finish(*seq, FinishReason::kError, "", error);
+        events->push_back(FinishEvent(*seq, FinishReason::kError, "", error));
       }
       finished.push_back(id);
     }
@@ -271,9 +308,12 @@ Status Runner::Step(std::vector<StepEvent>* events) {
     } else {
       seq->prompt_fed += seq->in_batch;
     }
+    seq->in_batch = 0;
     if (seq->logits_row < 0) continue;  // mid-prompt: nothing to sample yet
+    const int row = seq->logits_row;
+    seq->logits_row = -1;
 
-    float* logits = llama_get_logits_ith(context_->raw(), seq->logits_row);
+    float* logits = llama_get_logits_ith(context_->raw(), row);
     if (logits != nullptr && context_->nan_injected_) {
       for (int i = 0; i < n_vocab; ++i)
         logits[i] = std::nanf("");
@@ -285,12 +325,13 @@ Status Runner::Step(std::vector<StepEvent>* events) {
           "the backend produced non-finite logits (NaN/Inf); it probably ran out of memory or "
           "computed invalid output, so the answer was stopped");
       if (first_error.ok()) first_error = error;
-      finish(*seq, FinishReason::kError, "", error);
+      events->push_back(FinishEvent(*seq, FinishReason::kError, "", error));
       finished.push_back(id);
       continue;
     }
 
-    const Token token = llama_sampler_sample(seq->sampler, context_->raw(), seq->logits_row);
+    if (observer_) observer_(id, logits, n_vocab);
+    const Token token = llama_sampler_sample(seq->sampler, context_->raw(), row);
     ++seq->generated;
     StepEvent ev;
     ev.seq_id = id;
@@ -316,6 +357,7 @@ Status Runner::Step(std::vector<StepEvent>* events) {
   }
   for (SeqId id : finished)
     RemoveSequence(id);
+  batch.n_tokens = 0;
   return first_error;
 }
 
