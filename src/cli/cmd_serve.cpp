@@ -44,6 +44,7 @@ struct ServeArgs {
   int threads = 0;
   int http_threads = 96;
   FitFlags fit;
+  bool batch_invariant = false;
 };
 
 // "5m", "30s", "1h", "250ms", "90" (seconds); "-1", "never" or "forever": keep loaded.
@@ -77,12 +78,14 @@ std::string Stem(const std::string& path) {
 }
 
 Result<server::ModelPlan> PlanFile(const std::string& path, const server::PlanOverrides& overrides,
-                                   const FitFlags& fit, const hw::Budget& budget) {
+                                   const FitFlags& fit, bool batch_invariant,
+                                   const hw::Budget& budget) {
   SNUG_ASSIGN_OR_RETURN(
       plan::Request request,
       plan::ParseRequest(overrides.ctx.empty() ? fit.ctx : overrides.ctx,
                          overrides.kv_type.empty() ? fit.kv_type : overrides.kv_type, fit.ngl,
                          fit.parallel));
+  request.batch_invariant = batch_invariant;
   SNUG_ASSIGN_OR_RETURN(ModelSource src, ResolveModel(path));
   SNUG_ASSIGN_OR_RETURN(plan::ModelShape shape, plan::ShapeFromGguf(src.file));
   shape.name = src.name;
@@ -93,6 +96,9 @@ Result<server::ModelPlan> PlanFile(const std::string& path, const server::PlanOv
   out.kv_type = plan::KvTypeName(p.settings.kv_type);
   out.n_gpu_layers = p.settings.NGpuLayers();
   out.n_parallel = p.settings.n_parallel;
+  out.flash_attn = p.settings.flash_attn;
+  out.kv_unified = p.settings.kv_unified;
+  out.batch_invariant = p.batch_invariant;
   out.peak_host_bytes = p.memory.peak_host_bytes;
   out.reason = p.reason;
   out.detail = {{"model", plan::ModelToJson(shape)},
@@ -158,9 +164,10 @@ Status RunServe(const ServeArgs& args) {
       std::chrono::milliseconds(static_cast<int64_t>(args.queue_timeout_s * 1000));
   pool_options.n_threads = args.threads;
   const FitFlags fit = args.fit;
-  pool_options.planner = [fit, budget](const std::string& path,
-                                       const server::PlanOverrides& overrides) {
-    return PlanFile(path, overrides, fit, budget);
+  const bool batch_invariant = args.batch_invariant;
+  pool_options.planner = [fit, batch_invariant, budget](const std::string& path,
+                                                        const server::PlanOverrides& overrides) {
+    return PlanFile(path, overrides, fit, batch_invariant, budget);
   };
   const std::string models_dir = args.models_dir;
   pool_options.resolver = [models_dir](const std::string& name) -> Result<std::string> {
@@ -271,6 +278,9 @@ void AddServeCommand(CLI::App& root, int* exit_code) {
   cmd->add_option("--threads", args->threads, "Decode threads per model (default: all cores)");
   cmd->add_option("--http-threads", args->http_threads, "Connections served at once (default 96)")
       ->check(CLI::Range(8, 4096));
+  cmd->add_flag("--batch-invariant", args->batch_invariant,
+                "Give each request exactly the answer it gets alone, whatever else runs beside it "
+                "(flash attention off, f16 KV, CPU only; slower)");
   AddFitFlags(cmd, &args->fit);
   cmd->callback([args, exit_code] { *exit_code = Report(RunServe(*args)); });
 }

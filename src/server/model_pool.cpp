@@ -175,12 +175,13 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   model_options.path = path;
   model_options.n_gpu_layers = plan.n_gpu_layers;
   engine::ContextOptions context_options;
-  // The plan's n_ctx is per sequence; one unified KV buffer holds every slot's share, so any
-  // request may use up to the per-sequence context while short ones leave room for others.
+  // The plan's n_ctx is per sequence (slot); the scheduler caps each request at it.
   context_options.n_ctx = plan.n_ctx * std::max<uint32_t>(1, plan.n_parallel);
   context_options.kv_type = plan.kv_type;
   context_options.n_seq_max = std::max<uint32_t>(1, plan.n_parallel);
-  context_options.kv_unified = true;
+  context_options.kv_unified = plan.kv_unified;
+  context_options.flash_attn = plan.flash_attn ? engine::FlashAttn::kAuto : engine::FlashAttn::kOff;
+  context_options.batch_invariant = plan.batch_invariant;
   context_options.n_threads = options_.n_threads;
   context_options.n_threads_batch = options_.n_threads;
   engine::LoadBudget load_budget;
@@ -198,8 +199,11 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   entry->scheduler = std::make_unique<ModelScheduler>(name, std::move(loaded), scheduler_options);
   entry->released_at.store(Clock::now().time_since_epoch().count());
   loads_total_.fetch_add(1);
-  spdlog::info("loaded model '{}' from {}: ctx {}, {} KV, {} slots, planned {}", name, path,
-               plan.n_ctx, plan.kv_type, plan.n_parallel, FormatSize(plan.peak_host_bytes));
+  spdlog::info(
+      "loaded model '{}' from {}: ctx {}, {} KV, {} slots, flash attention {}{}, planned {}", name,
+      path, plan.n_ctx, plan.kv_type, plan.n_parallel, plan.flash_attn ? "on" : "off",
+      plan.batch_invariant ? " (batched answers equal solo ones)" : "",
+      FormatSize(plan.peak_host_bytes));
   std::lock_guard lock(mu_);
   if (shutting_down_) return Status::Unavailable("the server is shutting down");
   if (lease) entry->leases.fetch_add(1);

@@ -32,6 +32,10 @@ struct ModelPlan {
   std::string kv_type = "f16";
   int n_gpu_layers = 0;
   uint32_t n_parallel = 1;
+  bool flash_attn = true;
+  bool kv_unified = false;  // one KV buffer for all slots (else one stream per slot)
+  // Batched answers equal solo ones bit for bit (plan::Plan::batch_invariant).
+  bool batch_invariant = false;
   uint64_t peak_host_bytes = 0;
   std::string reason;
   nlohmann::json detail;  // the full plan as `snug plan --json` prints it
