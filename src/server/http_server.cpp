@@ -12,6 +12,7 @@
 #include "core/size.h"
 #include "engine/engine.h"
 #include "server/api_error.h"
+#include "server/peer_probe.h"
 #include "server/wire.h"
 
 namespace snug::server {
@@ -449,9 +450,10 @@ void HttpServer::Routes() {
     } else {
       sampling.max_tokens = 1;  // Submit reports the prompt as too long
     }
+    const auto client_gone = ClientGoneProbe(req.remote_addr, req.remote_port, req.local_port);
     auto job = scheduler.Submit(std::move(*tokens), sampling);
     if (!job.ok()) return SendStatus(res, job.status());
-    if (Status admitted = (*job)->WaitAdmitted(); !admitted.ok()) {
+    if (Status admitted = (*job)->WaitAdmitted(client_gone); !admitted.ok()) {
       return SendStatus(res, admitted);
     }
 
@@ -465,7 +467,7 @@ void HttpServer::Routes() {
     g->include_usage = params.include_usage;
 
     if (!params.stream) {
-      Job::Update all = g->job->TakeAll();
+      Job::Update all = g->job->TakeAll(client_gone);
       metrics_.CountTokens(all.prompt_tokens, all.completion_tokens);
       if (all.finish == engine::FinishReason::kError ||
           all.finish == engine::FinishReason::kCancelled) {

@@ -17,9 +17,13 @@ Job::Job(std::vector<engine::Token> prompt, engine::SamplingParams params, int r
   prompt_tokens_ = static_cast<int>(prompt_.size());
 }
 
-Status Job::WaitAdmitted() {
+Status Job::WaitAdmitted(const std::function<bool()>& client_gone) {
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return state_ != State::kQueued; });
+  // A client that leaves while queued is cancelled; the scheduler drops the job from the queue.
+  while (!cv_.wait_for(lock, std::chrono::milliseconds(100),
+                       [&] { return state_ != State::kQueued; })) {
+    if (client_gone && !cancelled() && client_gone()) Cancel();
+  }
   if (state_ == State::kDone && !error_.ok() && completion_tokens_ == 0) return error_;
   return Status::Ok();
 }
@@ -39,10 +43,15 @@ bool Job::Take(Update* update, std::chrono::milliseconds timeout) {
   return true;
 }
 
-Job::Update Job::TakeAll() {
+Job::Update Job::TakeAll(const std::function<bool()>& client_gone) {
   Update all;
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return state_ == State::kDone; });
+  // Look at the connection now and then: a client that hung up cancels the job, which frees its
+  // slot at the scheduler's next step instead of running on to max_tokens.
+  while (
+      !cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return state_ == State::kDone; })) {
+    if (client_gone && !cancelled() && client_gone()) Cancel();
+  }
   all.text = std::move(pending_text_);
   pending_text_.clear();
   all.done = true;

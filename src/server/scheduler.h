@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,8 +28,9 @@ class Job {
  public:
   Job(std::vector<engine::Token> prompt, engine::SamplingParams params, int reserved_cells);
 
-  // Blocks until the job runs (OK) or is rejected (queue timeout, shutdown, invalid).
-  Status WaitAdmitted();
+  // Blocks until the job runs (OK) or is rejected (queue timeout, shutdown, invalid, or cancelled
+  // because `client_gone`, polled while waiting, returned true).
+  Status WaitAdmitted(const std::function<bool()>& client_gone = nullptr);
 
   struct Update {
     std::string text;  // new safe-to-show text since the last Take
@@ -41,8 +43,9 @@ class Job {
   // Waits up to `timeout` for new text or the end, then moves what arrived into *update.
   // Returns false on timeout with nothing new.
   bool Take(Update* update, std::chrono::milliseconds timeout);
-  // Runs the job to its end and returns everything (non-streaming requests).
-  Update TakeAll();
+  // Runs the job to its end and returns everything (non-streaming requests). `client_gone`, polled
+  // while waiting, cancels the job when it returns true.
+  Update TakeAll(const std::function<bool()>& client_gone = nullptr);
 
   // Client gone: the scheduler removes the sequence at the next Step and frees its cells.
   void Cancel();

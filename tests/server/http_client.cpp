@@ -133,6 +133,18 @@ std::string PostAndHangUp(int port, const std::string& path, const std::string& 
   return raw;
 }
 
+int SendPost(int port, const std::string& path, const std::string& body) {
+  int fd = Connect(port);
+  if (fd >= 0) SendAll(fd, RequestText("POST", path, body, {}));
+  return fd;
+}
+
+void HangUp(int fd) {
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(fd);
+}
+
 bool HeldStream::Open(int port, const std::string& path, const std::string& body) {
   fd_ = Connect(port);
   if (fd_ < 0) return false;

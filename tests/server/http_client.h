@@ -34,6 +34,10 @@ std::vector<std::string> SseData(const std::string& body);
 // Opens a streaming request, reads until `bytes` of the body arrived (or the stream ended),
 // then closes the socket abruptly. Returns what was read.
 std::string PostAndHangUp(int port, const std::string& path, const std::string& body, size_t bytes);
+// Sends a POST and returns the open socket without reading the answer (-1 on failure); HangUp
+// resets the connection as a killed client would.
+int SendPost(int port, const std::string& path, const std::string& body);
+void HangUp(int fd);
 
 // A streaming request held open by a reader thread (the client keeps consuming, so the server
 // keeps generating) until Close() hangs up. Occupies a slot for as long as a test needs it.

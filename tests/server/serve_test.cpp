@@ -378,6 +378,43 @@ TEST(ServeAloneTest, DisconnectFreesTheSlot) {
   EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 
+TEST(ServeAloneTest, DisconnectDuringANonStreamedRequestFreesTheSlot) {
+  ServeProcess server;
+  ASSERT_TRUE(server.Start({TinyModel(), "--ctx", "4096", "--parallel", "1", "--threads", "2"}))
+      << server.Stderr();
+  for (bool reset : {true, false}) {
+    int fd =
+        SendPost(server.port(), "/v1/chat/completions", Chat("Go on for a long time", 4000, false));
+    ASSERT_GE(fd, 0);
+    bool running = false;
+    for (int i = 0; i < 200 && !running; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      running = Metric(server.port(), "snug_active_requests{model=\"tiny\"}") == 1;
+    }
+    ASSERT_TRUE(running);
+    const double before =
+        Metric(server.port(), "snug_model_completion_tokens_total{model=\"tiny\"}");
+    if (reset) {
+      HangUp(fd);  // RST, as a killed client
+    } else {
+      close(fd);  // FIN, as a client that gave up
+    }
+    bool freed = false;
+    for (int i = 0; i < 100 && !freed; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      freed = Metric(server.port(), "snug_active_requests{model=\"tiny\"}") == 0;
+    }
+    EXPECT_TRUE(freed) << (reset ? "reset" : "closed") << server.Stderr();
+    // Long before 4000 tokens.
+    EXPECT_LT(Metric(server.port(), "snug_model_completion_tokens_total{model=\"tiny\"}") - before,
+              3000)
+        << (reset ? "reset" : "closed");
+  }
+  auto next = Post(server.port(), "/v1/chat/completions", Chat("next", 3, false));
+  EXPECT_EQ(next.status, 200) << next.body;
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
+}
+
 TEST(ServeAloneTest, QueueOverflowIs503WithRetryAfter) {
   ServeProcess server;
   ASSERT_TRUE(server.Start(
@@ -410,6 +447,34 @@ TEST(ServeAloneTest, QueueOverflowIs503WithRetryAfter) {
   }
   EXPECT_EQ(ok, 1);
   EXPECT_EQ(Get(server.port(), "/health").status, 200);
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
+}
+
+TEST(ServeAloneTest, AQueuedClientThatLeavesIsDropped) {
+  ServeProcess server;
+  ASSERT_TRUE(server.Start({TinyModel(), "--ctx", "4096", "--parallel", "1", "--queue", "4",
+                            "--queue-timeout", "60", "--threads", "2"}))
+      << server.Stderr();
+  HeldStream slot;
+  ASSERT_TRUE(slot.Open(server.port(), "/v1/chat/completions", Chat("hold", 4000, true)));
+  int fd = SendPost(server.port(), "/v1/chat/completions", Chat("waiting", 2, false));
+  ASSERT_GE(fd, 0);
+  bool queued = false;
+  for (int i = 0; i < 200 && !queued; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    queued = Metric(server.port(), "snug_queue_depth{model=\"tiny\"}") == 1;
+  }
+  ASSERT_TRUE(queued);
+  HangUp(fd);
+  // Gone from the queue long before the 60 s queue timeout.
+  bool dropped = false;
+  for (int i = 0; i < 100 && !dropped; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    dropped = Metric(server.port(), "snug_queue_depth{model=\"tiny\"}") == 0;
+  }
+  EXPECT_TRUE(dropped);
+  EXPECT_EQ(Metric(server.port(), "snug_active_requests{model=\"tiny\"}"), 1);  // still held
+  slot.Close();
   EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 
