@@ -59,6 +59,8 @@ json PlanJson(const ModelPlan& plan) {
             {"kv_type", plan.kv_type},
             {"n_gpu_layers", plan.n_gpu_layers},
             {"n_parallel", plan.n_parallel},
+            {"flash_attn", plan.flash_attn},
+            {"batch_invariant", plan.batch_invariant},
             {"peak_host_bytes", plan.peak_host_bytes},
             {"reason", plan.reason}};
   if (!plan.detail.is_null()) j["detail"] = plan.detail;
