@@ -1,6 +1,7 @@
 // snug serve [MODEL...]: the OpenAI-compatible server. Thin glue: parses flags, resolves the
-// budget once, gives the server a planner (plan::Fit against that budget) and the store's name
-// resolver, loads the MODELs given here, then serves until SIGTERM/SIGINT.
+// budget (and re-reads it before each load, LiveBudget), gives the server a planner (plan::Fit
+// against that budget) and the store's name resolver, loads the MODELs given here, then serves
+// until SIGTERM/SIGINT.
 #include <fmt/format.h>
 #include <signal.h>
 
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/live_budget.h"
 #include "cli/model_source.h"
 #include "config/env.h"
 #include "core/size.h"
@@ -165,9 +167,14 @@ Status RunServe(const ServeArgs& args) {
   pool_options.n_threads = args.threads;
   const FitFlags fit = args.fit;
   const bool batch_invariant = args.batch_invariant;
-  pool_options.planner = [fit, batch_invariant, budget](const std::string& path,
-                                                        const server::PlanOverrides& overrides) {
-    return PlanFile(path, overrides, fit, batch_invariant, budget);
+  auto live = std::make_shared<LiveBudget>(budget_options, budget);
+  pool_options.budget_probe = [live] {
+    const hw::Budget b = live->Current();
+    return server::PoolBudget{b.host_bytes, b.detail.empty() ? b.source : b.detail};
+  };
+  pool_options.planner = [fit, batch_invariant, live](const std::string& path,
+                                                      const server::PlanOverrides& overrides) {
+    return PlanFile(path, overrides, fit, batch_invariant, live->Current());
   };
   const std::string models_dir = args.models_dir;
   pool_options.resolver = [models_dir](const std::string& name) -> Result<std::string> {
@@ -223,9 +230,8 @@ Status RunServe(const ServeArgs& args) {
     }
   }
 
-  const hw::Budget budget_copy = budget;
-  http_options.hardware = [budget_copy] {
-    nlohmann::json j = {{"budget", hw::BudgetToJson(budget_copy)}};
+  http_options.hardware = [live] {
+    nlohmann::json j = {{"budget", hw::BudgetToJson(live->Current())}};
     if (auto host = hw::ProbeHost(""); host.ok()) j["host"] = hw::HostInfoToJson(*host);
     return j;
   };

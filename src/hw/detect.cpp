@@ -62,7 +62,7 @@ Status ProbeDarwinMemory(HostInfo* host) {
   mach_msg_type_number_t info_count = MACH_TASK_BASIC_INFO_COUNT;
   if (task_info(mach_task_self(), MACH_TASK_BASIC_INFO, reinterpret_cast<task_info_t>(&info),
                 &info_count) == KERN_SUCCESS)
-    host->self_rss = info.resident_size;
+    host->self_rss = host->self_unreclaimable = info.resident_size;
   char brand[256] = {};
   size = sizeof(brand);
   if (sysctlbyname("machdep.cpu.brand_string", brand, &size, nullptr, 0) == 0)
@@ -122,19 +122,22 @@ Status ReadMeminfo(const std::string& root, MemInfo* mem, std::vector<std::strin
   return Status::Ok();
 }
 
-uint64_t ReadSelfRss(const std::string& root, std::vector<std::string>* notes) {
+void ReadSelfRss(const std::string& root, HostInfo* host) {
   const std::string path = sysfs::Join(root, "/proc/self/status");
   std::optional<std::string> text = sysfs::ReadFile(path);
   if (!text) {
-    notes->push_back(fmt::format("cannot read {}: own RSS counted as 0", path));
-    return 0;
+    host->notes.push_back(fmt::format("cannot read {}: own RSS counted as 0", path));
+    return;
   }
   std::optional<uint64_t> rss = sysfs::KeyValue(*text, "VmRSS");
   if (!rss) {
-    notes->push_back(fmt::format("{} has no readable VmRSS: own RSS counted as 0", path));
-    return 0;
+    host->notes.push_back(fmt::format("{} has no readable VmRSS: own RSS counted as 0", path));
+    return;
   }
-  return *rss;
+  host->self_rss = *rss;
+  std::optional<uint64_t> anon = sysfs::KeyValue(*text, "RssAnon");
+  std::optional<uint64_t> shmem = sysfs::KeyValue(*text, "RssShmem");
+  host->self_unreclaimable = anon ? std::min(*rss, *anon + shmem.value_or(0)) : *rss;
 }
 
 std::string CgroupLimitLabel(int version, const CgroupLevel& level) {
@@ -167,7 +170,7 @@ Result<HostInfo> ProbeHost(const std::string& root) {
   }
 #endif
   SNUG_RETURN_IF_ERROR(ReadMeminfo(root, &host.mem, &host.notes));
-  host.self_rss = ReadSelfRss(root, &host.notes);
+  ReadSelfRss(root, &host);
   host.cgroup = ProbeCgroupMemory(root, &host.notes);
   host.cpu = ProbeCpu(root, &host.notes);
   return host;
@@ -188,12 +191,12 @@ Result<Budget> ComputeBudget(const HostInfo& host, std::vector<Device> devices,
   }
   // Memory this process already holds is available to it (it is inside MemAvailable's complement
   // and inside the cgroup's usage), so it is added back on both sides.
-  uint64_t raw = std::min(host.mem.available + host.self_rss, host.mem.total);
+  uint64_t raw = std::min(host.mem.available + host.self_unreclaimable, host.mem.total);
   std::string source = "meminfo";
   std::string detail =
       fmt::format("MemAvailable {}{} ({}) + {} held by snug", FormatSize(host.mem.available),
                   host.mem.available_estimated ? " (estimated)" : "", host.mem.source,
-                  FormatSize(host.self_rss));
+                  FormatSize(host.self_unreclaimable));
   const CgroupLevel* loosest_limited = nullptr;
   for (const CgroupLevel& level : host.cgroup.levels) {
     if (!level.limit) continue;

@@ -30,6 +30,10 @@ struct HostInfo {
   std::string root;  // "" = the real machine
   MemInfo mem;
   uint64_t self_rss = 0;  // VmRSS of this process: memory snug already holds counts as available
+  // Of that, what MemAvailable does not already count: anonymous and shared memory (RssAnon +
+  // RssShmem). Mapped model files are page cache, which MemAvailable includes; adding all of VmRSS
+  // would count a loaded model's weights twice. VmRSS where the kernel lacks the split.
+  uint64_t self_unreclaimable = 0;
   CgroupMemory cgroup;
   CpuInfo cpu;
   // Things ignored or estimated, each with its reason ("ignored <file>: ...").

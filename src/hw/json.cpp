@@ -71,6 +71,7 @@ nlohmann::json HostInfoToJson(const HostInfo& host) {
                         {"recommended_threads", c.recommended_threads}};
   return {{"memory", memory},
           {"self_rss_bytes", host.self_rss},
+          {"self_unreclaimable_bytes", host.self_unreclaimable},
           {"cgroup", cgroup},
           {"cpu", cpu},
           {"notes", host.notes}};

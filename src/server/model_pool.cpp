@@ -63,6 +63,7 @@ const std::string& ModelPool::Lease::name() const {
 // ModelPool
 
 ModelPool::ModelPool(PoolOptions options) : options_(std::move(options)) {
+  budget_bytes_.store(options_.budget_bytes);
   reaper_ = std::thread([this] { ReapLoop(); });
 }
 
@@ -116,6 +117,9 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   }
   SNUG_ASSIGN_OR_RETURN(std::string path, ResolvePath(name));
   if (!options_.planner) return Status::Internal("the server has no planner");
+  PoolBudget now{options_.budget_bytes, options_.budget_source};
+  if (options_.budget_probe) now = options_.budget_probe();
+  budget_bytes_.store(now.host_bytes);
   SNUG_ASSIGN_OR_RETURN(ModelPlan plan, options_.planner(path, PlanOverrides{}));
 
   // Make room: evict idle models, least recently used first, only if that frees enough.
@@ -126,7 +130,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
     uint64_t planned = 0;
     for (const auto& [_, e] : loaded_)
       planned += e->plan.peak_host_bytes;
-    const uint64_t budget = options_.budget_bytes;
+    const uint64_t budget = now.host_bytes;
     uint64_t free_now = budget > planned ? budget - planned : 0;
     if (plan.peak_host_bytes > free_now) {
       std::vector<std::shared_ptr<Entry>> idle;
@@ -152,7 +156,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
             "model '{}' needs {} (planned peak at ctx {}, {} KV) but only {} of the {} budget "
             "({}) is free{}{}; unload a model or raise --memory-limit",
             name, FormatSize(plan.peak_host_bytes), plan.n_ctx, plan.kv_type,
-            FormatSize(free_now + freed), FormatSize(budget), options_.budget_source,
+            FormatSize(free_now + freed), FormatSize(budget), now.source,
             held.empty() ? "" : "; loaded: ", held));
         return refusal;
       }
@@ -186,7 +190,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   context_options.n_threads_batch = options_.n_threads;
   engine::LoadBudget load_budget;
   load_budget.host_bytes = free_after;
-  load_budget.source = options_.budget_source;
+  load_budget.source = now.source;
   SNUG_ASSIGN_OR_RETURN(engine::Loaded loaded,
                         engine::LoadFitted(model_options, context_options, load_budget));
 

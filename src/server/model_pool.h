@@ -53,9 +53,18 @@ using NameResolver = std::function<Result<std::string>(const std::string& name)>
 // Names the store holds (for GET /v1/models).
 using NameLister = std::function<std::vector<std::string>()>;
 
+struct PoolBudget {
+  uint64_t host_bytes = 0;  // host memory the loaded models' planned peaks may sum to
+  std::string source;       // "cgroup v1 limit ...", "override", ... (named in DoesNotFit messages)
+};
+// The budget as it is now: called before every load, so memory other processes took since the
+// server started is respected.
+using BudgetProbe = std::function<PoolBudget()>;
+
 struct PoolOptions {
-  uint64_t budget_bytes = 0;  // host memory the loaded models' planned peaks may sum to
-  std::string budget_source;  // "override", "cgroup", ... (named in DoesNotFit messages)
+  uint64_t budget_bytes = 0;  // the start-up budget (see PoolBudget)
+  std::string budget_source;
+  BudgetProbe budget_probe;  // may be empty: the start-up budget holds throughout
   std::chrono::milliseconds keep_alive{5 * 60 * 1000};  // < 0: never unload idle models
   Planner planner;
   NameResolver resolver;                     // may be empty (no store)
@@ -113,7 +122,7 @@ class ModelPool {
   std::vector<RunningModel> Running() const;
   // Every name a request may use: loaded, from the command line, and in the store.
   std::vector<std::string> KnownNames() const;
-  uint64_t budget_bytes() const { return options_.budget_bytes; }
+  uint64_t budget_bytes() const { return budget_bytes_.load(); }  // as of the last load
   uint64_t PlannedBytes() const;  // sum of loaded models' planned peaks
   uint64_t loads_total() const { return loads_total_.load(); }
   uint64_t evictions_total() const { return evictions_total_.load(); }
@@ -131,6 +140,7 @@ class ModelPool {
   std::map<std::string, std::shared_ptr<Entry>> loaded_;
   std::mutex load_mu_;  // one load (and its evictions) at a time
   bool shutting_down_ = false;
+  std::atomic<uint64_t> budget_bytes_{0};
   std::atomic<uint64_t> loads_total_{0};
   std::atomic<uint64_t> evictions_total_{0};
 

@@ -66,6 +66,30 @@ TEST(ProbeHost, V1DockerContainerSeesItsLimitThroughTheMountRoot) {
   EXPECT_EQ(cpu.recommended_threads, 2);  // ceil(1.5 cpus of quota)
 }
 
+TEST(ProbeHost, OwnMemoryOutsideThePageCacheIsAnonPlusShmem) {
+  Result<HostInfo> v2 = ProbeHost(FixtureRoot("v2-nested"));
+  ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+  EXPECT_EQ(v2->self_rss, 200 * kMiB);
+  EXPECT_EQ(v2->self_unreclaimable, 160 * kMiB);  // RssAnon 150 + RssShmem 10; RssFile is cache
+  Result<HostInfo> old = ProbeHost(FixtureRoot("old-kernel"));  // no split: all of VmRSS
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->self_unreclaimable, old->self_rss);
+}
+
+// A served model's weights are mapped file pages: MemAvailable already counts them (as cache), so
+// the budget must not add them again as memory snug holds, or it would grow with every load.
+TEST(ComputeBudget, MappedWeightsAreNotCountedTwice) {
+  HostInfo host;
+  host.mem.total = 32 * kGiB;
+  host.mem.available = 20 * kGiB;
+  host.mem.source = "/proc/meminfo";
+  host.self_rss = 5 * kGiB;            // 4 GiB of it a mapped model file
+  host.self_unreclaimable = 1 * kGiB;  // KV cache, compute buffers
+  Result<Budget> b = ComputeBudget(host, {}, std::nullopt);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->host_raw_bytes, 21 * kGiB);
+}
+
 TEST(ComputeBudget, V1DockerLimitMinusOthersUsageMinusHeadroom) {
   const std::string root = FixtureRoot("v1-docker");
   Budget b = BudgetFor(root);

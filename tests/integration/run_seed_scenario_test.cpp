@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "../support/memory_cgroup.h"
 #include "run_support.h"
 
 namespace snug::testing {
@@ -17,99 +18,13 @@ namespace {
 
 constexpr uint64_t kLimit = 6ull << 30;
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// Runs argv inside the cgroup (the shell joins it, then execs).
+ProcessResult RunIn(const MemoryCgroup& cgroup, const std::vector<std::string>& argv) {
+  std::string command = "echo $$ > " + cgroup.procs_file() + " && exec";
+  for (const auto& a : argv)
+    command += " '" + a + "'";
+  return RunProcess({"/bin/sh", "-c", command});
 }
-
-bool WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  out.close();
-  return static_cast<bool>(out);
-}
-
-// A child memory cgroup of this process's own cgroup with a 6 GiB limit (v1 or v2); removed in
-// the destructor. `error` says why it could not be made.
-class MemoryCgroup {
- public:
-  MemoryCgroup() {
-    std::istringstream lines(Slurp("/proc/self/cgroup"));
-    std::string line, v1_path, v2_path;
-    while (std::getline(lines, line)) {
-      const auto first = line.find(':'), second = line.find(':', first + 1);
-      if (first == std::string::npos || second == std::string::npos) continue;
-      const std::string controllers = line.substr(first + 1, second - first - 1);
-      const std::string path = line.substr(second + 1);
-      if (controllers == "memory" || controllers.find("memory,") != std::string::npos ||
-          controllers.find(",memory") != std::string::npos) {
-        v1_path = path;
-      }
-      if (line.rfind("0::", 0) == 0) v2_path = path;
-    }
-    const std::string name = "snug-seed-" + std::to_string(getpid());
-    if (!v1_path.empty() && std::filesystem::exists("/sys/fs/cgroup/memory" + v1_path)) {
-      dir_ = "/sys/fs/cgroup/memory" + v1_path + "/" + name;
-      v2_ = false;
-    } else if (!v2_path.empty() &&
-               std::filesystem::exists("/sys/fs/cgroup" + v2_path + "/cgroup.controllers")) {
-      dir_ = "/sys/fs/cgroup" + v2_path + "/" + name;
-      v2_ = true;
-    } else {
-      error_ = "no memory cgroup controller found in /proc/self/cgroup";
-      return;
-    }
-    std::error_code ec;
-    if (!std::filesystem::create_directory(dir_, ec)) {
-      error_ = "cannot create " + dir_ + ": " + ec.message();
-      dir_.clear();
-      return;
-    }
-    const std::string limit = std::to_string(kLimit);
-    bool ok =
-        v2_ ? WriteFile(dir_ + "/memory.max", limit) && WriteFile(dir_ + "/memory.swap.max", "0")
-            : WriteFile(dir_ + "/memory.limit_in_bytes", limit);
-    if (!v2_ && std::filesystem::exists(dir_ + "/memory.memsw.limit_in_bytes")) {
-      WriteFile(dir_ + "/memory.memsw.limit_in_bytes", limit);  // no escape into swap
-    }
-    if (!ok) error_ = "cannot set the memory limit in " + dir_;
-  }
-  ~MemoryCgroup() {
-    if (!dir_.empty()) rmdir(dir_.c_str());
-  }
-  const std::string& error() const { return error_; }
-  bool ok() const { return error_.empty(); }
-  const std::string& dir() const { return dir_; }
-  // Kernel OOM kills recorded in this cgroup.
-  int OomKills() const {
-    std::istringstream in(Slurp(dir_ + (v2_ ? "/memory.events" : "/memory.oom_control")));
-    std::string key;
-    uint64_t value = 0;
-    while (in >> key >> value) {
-      if (key == "oom_kill") return static_cast<int>(value);
-    }
-    return 0;
-  }
-  uint64_t PeakBytes() const {
-    const std::string text = Slurp(dir_ + (v2_ ? "/memory.peak" : "/memory.max_usage_in_bytes"));
-    return text.empty() ? 0 : std::stoull(text);
-  }
-
-  // Runs argv inside the cgroup (the shell joins it, then execs).
-  ProcessResult Run(const std::vector<std::string>& argv) const {
-    std::string command = "echo $$ > " + dir_ + "/cgroup.procs && exec";
-    for (const auto& a : argv)
-      command += " '" + a + "'";
-    return RunProcess({"/bin/sh", "-c", command});
-  }
-
- private:
-  std::string dir_;
-  std::string error_;
-  bool v2_ = false;
-};
 
 class SeedScenarioTest : public ::testing::Test {
  protected:
@@ -131,7 +46,7 @@ class SeedScenarioTest : public ::testing::Test {
   static TempDir* dir_;
   static std::string* model_;
   static std::string* error_;
-  MemoryCgroup cgroup_;
+  MemoryCgroup cgroup_{kLimit};
 };
 TempDir* SeedScenarioTest::dir_ = nullptr;
 std::string* SeedScenarioTest::model_ = nullptr;
@@ -139,7 +54,7 @@ std::string* SeedScenarioTest::error_ = nullptr;
 
 TEST_F(SeedScenarioTest, DefaultSettingsAnswerInsideSixGiB) {
   ProcessResult r =
-      cgroup_.Run({SNUG_BINARY, "run", *model_, "Why is the sky blue?", "-n", "4", "--json"});
+      RunIn(cgroup_, {SNUG_BINARY, "run", *model_, "Why is the sky blue?", "-n", "4", "--json"});
   ASSERT_EQ(r.signal, 0) << "killed by signal " << r.signal << "\n" << r.err;
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(cgroup_.OomKills(), 0);
@@ -155,7 +70,7 @@ TEST_F(SeedScenarioTest, DefaultSettingsAnswerInsideSixGiB) {
 }
 
 TEST_F(SeedScenarioTest, HugeExplicitContextExitsThreeFastWithNumbers) {
-  ProcessResult r = cgroup_.Run({SNUG_BINARY, "run", *model_, "hi", "--ctx", "131072"});
+  ProcessResult r = RunIn(cgroup_, {SNUG_BINARY, "run", *model_, "hi", "--ctx", "131072"});
   EXPECT_EQ(r.signal, 0);
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_LT(r.seconds, 1.0);
@@ -168,11 +83,11 @@ TEST_F(SeedScenarioTest, HugeExplicitContextExitsThreeFastWithNumbers) {
 
 TEST_F(SeedScenarioTest, HugeContextWithKvAutoQuantizesOnlyIfThatFits) {
   // Ask the planner first, in the same cgroup, then check that run does exactly that.
-  ProcessResult plan =
-      cgroup_.Run({SNUG_BINARY, "plan", *model_, "--ctx", "131072", "--kv-type", "auto", "--json"});
+  ProcessResult plan = RunIn(
+      cgroup_, {SNUG_BINARY, "plan", *model_, "--ctx", "131072", "--kv-type", "auto", "--json"});
   ASSERT_EQ(plan.signal, 0);
-  ProcessResult r = cgroup_.Run({SNUG_BINARY, "run", *model_, "hi", "--ctx", "131072", "--kv-type",
-                                 "auto", "-n", "1", "--json"});
+  ProcessResult r = RunIn(cgroup_, {SNUG_BINARY, "run", *model_, "hi", "--ctx", "131072",
+                                    "--kv-type", "auto", "-n", "1", "--json"});
   ASSERT_EQ(r.signal, 0) << r.err;
   EXPECT_EQ(cgroup_.OomKills(), 0);
   if (plan.exit_code == 0) {

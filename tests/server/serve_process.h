@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace snug::testing {
@@ -23,6 +24,8 @@ class ServeProcess {
   // Starts `snug serve ARGS... --port 0` (unless args hold --port) and waits for the listening
   // line. False when the process exits first or times out; exit_code() then tells why.
   bool Start(const std::vector<std::string>& args, int timeout_seconds = 120);
+  // Before Start: the server process joins this cgroup (its cgroup.procs file) before exec.
+  void JoinCgroup(std::string procs_file) { cgroup_procs_ = std::move(procs_file); }
   // Sends `sig` and waits; returns the exit status (or -1 on timeout, after SIGKILL).
   int Stop(int sig, int timeout_seconds = 60);
   // Waits for exit without a signal (for processes that should refuse to start).
@@ -40,6 +43,7 @@ class ServeProcess {
   int exit_code_ = -1;
   std::string stdout_;
   std::string stderr_path_;
+  std::string cgroup_procs_;
 };
 
 }  // namespace snug::testing

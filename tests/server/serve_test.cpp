@@ -2,6 +2,7 @@
 // synthetic tiny model, driven over raw HTTP.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <nlohmann/json.hpp>
 
 #include <cctype>
@@ -15,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/memory_cgroup.h"
 #include "http_client.h"
 #include "serve_process.h"
 #include "synth/presets.h"
@@ -585,6 +587,42 @@ TEST(ServeAloneTest, IdleModelUnloadsAfterKeepAlive) {
   auto res = Post(server.port(), "/v1/chat/completions", Chat("again", 2, false));
   EXPECT_EQ(res.status, 200) << res.body;
   EXPECT_EQ(Metric(server.port(), "snug_model_loads_total"), 2);
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
+}
+
+// The budget is re-read before each load: memory another process took since start-up is not
+// planned for twice. In a real 768 MiB cgroup (budget about 500 MiB after headroom) a 400 MiB hog
+// leaves too little for tiny's ~129 MiB plan; once the hog is gone the same load succeeds.
+TEST(ServeAloneTest, LoadsRespectMemoryOthersTookSinceStartUp) {
+  MemoryCgroup cgroup(768ull << 20);
+  if (!cgroup.ok()) GTEST_SKIP() << "memory cgroup unavailable: " << cgroup.error();
+  ServeProcess server;
+  server.JoinCgroup(cgroup.procs_file());
+  ASSERT_TRUE(server.Start({TinyModel(), "--keep-alive", "-1", "--threads", "2"}))
+      << server.Stderr();
+  const uint64_t budget_at_start = ParseBody(Get(server.port(), "/v1/ps"))["budget_bytes"];
+  ASSERT_EQ(Post(server.port(), "/v1/models/unload", R"({"model":"tiny"})").status, 200);
+
+  const uint64_t usage_before = cgroup.UsageBytes();
+  const pid_t hog = StartMemoryHog(cgroup, 400ull << 20);
+  ASSERT_GT(hog, 0);
+  for (int i = 0; i < 100 && cgroup.UsageBytes() < usage_before + (390ull << 20); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past the 1 s re-read interval
+  auto refused = Post(server.port(), "/v1/models/load", R"({"model":"tiny"})");
+  EXPECT_EQ(refused.status, 507) << refused.body;
+  EXPECT_NE(refused.body.find("re-read"), std::string::npos) << refused.body;
+  EXPECT_LT(ParseBody(Get(server.port(), "/v1/ps"))["budget_bytes"].get<uint64_t>(),
+            budget_at_start - (300ull << 20));
+
+  kill(hog, SIGKILL);
+  waitpid(hog, nullptr, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto loaded = Post(server.port(), "/v1/models/load", R"({"model":"tiny"})");
+  EXPECT_EQ(loaded.status, 200) << loaded.body;
+  EXPECT_LE(ParseBody(Get(server.port(), "/v1/ps"))["budget_bytes"].get<uint64_t>(),
+            budget_at_start);
+  EXPECT_EQ(cgroup.OomKills(), 0);
   EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 
