@@ -365,9 +365,21 @@ void HttpServer::Routes() {
       const engine::Model& model = lease->scheduler().model();
       std::vector<std::vector<engine::Token>> inputs;
       int prompt_tokens = 0;
-      for (const auto& text : request->inputs) {
-        auto tokens = model.Tokenize(text, /*add_special=*/true,
-                                     /*parse_special=*/false);
+      for (const auto& input : request->inputs) {
+        Result<std::vector<engine::Token>> tokens = std::vector<engine::Token>{};
+        if (input.is_tokens) {
+          for (int64_t id : input.tokens) {
+            if (id >= model.n_vocab()) {
+              return SendStatus(res, Status::InvalidArgument(fmt::format(
+                                         "token id {} is outside the vocabulary of model '{}' "
+                                         "({} tokens)",
+                                         id, request->model, model.n_vocab())));
+            }
+            tokens->push_back(static_cast<engine::Token>(id));
+          }
+        } else {
+          tokens = model.Tokenize(input.text, /*add_special=*/true, /*parse_special=*/false);
+        }
         if (!tokens.ok()) return SendStatus(res, tokens.status());
         // The planner sized this model's context; a longer input would need an embedding
         // context (and compute buffer) beyond what was planned to fit.

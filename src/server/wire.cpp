@@ -212,18 +212,40 @@ Result<EmbeddingRequest> ParseEmbeddingRequest(const nlohmann::json& body) {
   SNUG_RETURN_IF_ERROR(ReadModel(body, &r.model));
   auto it = body.find("input");
   if (it == body.end() || it->is_null()) return Bad("'input' is required");
+  constexpr const char* kForms =
+      "'input' must be a string, an array of strings, an array of token ids or an array of "
+      "arrays of token ids, none empty";
+  auto token_ids = [](const nlohmann::json& array, EmbeddingInput* input) {
+    if (!array.is_array() || array.empty()) return false;
+    for (const auto& t : array) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0) return false;
+      input->tokens.push_back(t.get<int64_t>());
+    }
+    input->is_tokens = true;
+    return true;
+  };
   if (it->is_string()) {
-    r.inputs.push_back(it->get<std::string>());
+    r.inputs.push_back({it->get<std::string>(), {}, false});
+  } else if (it->is_array() && !it->empty() && (*it)[0].is_number()) {
+    EmbeddingInput input;
+    if (!token_ids(*it, &input)) return Bad(kForms);
+    r.inputs.push_back(std::move(input));
   } else if (it->is_array() && !it->empty()) {
-    for (const auto& s : *it) {
-      if (!s.is_string()) return Bad("'input' must be a string or an array of strings");
-      r.inputs.push_back(s.get<std::string>());
+    for (const auto& item : *it) {
+      EmbeddingInput input;
+      if (item.is_string()) {
+        input.text = item.get<std::string>();
+        if (input.text.empty()) return Bad(kForms);
+      } else if (!token_ids(item, &input)) {
+        return Bad(kForms);
+      }
+      r.inputs.push_back(std::move(input));
     }
   } else {
-    return Bad("'input' must be a string or a non-empty array of strings");
+    return Bad(kForms);
   }
-  for (const auto& s : r.inputs) {
-    if (s.empty()) return Bad("'input' strings must not be empty");
+  for (const auto& input : r.inputs) {
+    if (!input.is_tokens && input.text.empty()) return Bad(kForms);
   }
   if (auto f = body.find("encoding_format"); f != body.end() && !f->is_null()) {
     if (!f->is_string() || f->get<std::string>() != "float") {

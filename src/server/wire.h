@@ -44,9 +44,17 @@ struct CompletionRequest {
   std::string prompt;
 };
 
+// One input of POST /v1/embeddings: text, or token ids of the model's vocabulary (OpenAI's
+// array-of-integers form, which clients such as LangChain send).
+struct EmbeddingInput {
+  std::string text;
+  std::vector<int64_t> tokens;
+  bool is_tokens = false;
+};
+
 struct EmbeddingRequest {
   std::string model;
-  std::vector<std::string> inputs;
+  std::vector<EmbeddingInput> inputs;
 };
 
 struct PlanApiRequest {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../support/memory_cgroup.h"
+#include "engine/engine.h"
 #include "http_client.h"
 #include "serve_process.h"
 #include "synth/presets.h"
@@ -286,6 +287,24 @@ TEST_F(ServeTest, EmbeddingsAreUnitVectorsOfTheModelsWidth) {
   auto one = ParseBody(Post(port_, "/v1/embeddings", R"({"model":"tiny","input":"the cat sat"})"));
   ASSERT_EQ(one["data"].size(), 1u) << one.dump();
   EXPECT_EQ(one["data"][0]["embedding"].size(), preset->n_embd);
+
+  // Token ids of the model's vocabulary embed like the text they spell, alone or in a list.
+  auto model = engine::Model::Load({TinyModel()});
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  auto ids = (*model)->Tokenize("the cat sat", /*add_special=*/true, /*parse_special=*/false);
+  ASSERT_TRUE(ids.ok());
+  const json tokens = *ids;
+  for (const json& input : {tokens, json::array({tokens, "on the mat"})}) {
+    auto res = Post(port_, "/v1/embeddings", json{{"model", "tiny"}, {"input", input}}.dump());
+    ASSERT_EQ(res.status, 200) << res.body;
+    const auto v = ParseBody(res)["data"][0]["embedding"].get<std::vector<float>>();
+    ASSERT_EQ(v.size(), vectors[0].size());
+    for (size_t j = 0; j < v.size(); ++j)
+      ASSERT_NEAR(v[j], vectors[0][j], 1e-5) << j;
+  }
+  auto outside = Post(port_, "/v1/embeddings", R"({"model":"tiny","input":[1, 99999999]})");
+  ExpectError(outside, 400, "token id outside the vocabulary");
+  EXPECT_NE(outside.body.find("outside the vocabulary"), std::string::npos) << outside.body;
 }
 
 TEST_F(ServeTest, ManagementEndpoints) {

@@ -80,6 +80,24 @@ TEST(WireTest, CompletionAndEmbeddingInputs) {
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->inputs.size(), 2u);
   EXPECT_FALSE(ParseEmbeddingRequest(json::parse(R"({"model":"m","input":[]})")).ok());
+  // Token ids: one array, or an array of arrays (OpenAI's forms), never empty or negative.
+  auto one = ParseEmbeddingRequest(json::parse(R"({"model":"m","input":[1,2,3]})"));
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(one->inputs.size(), 1u);
+  EXPECT_TRUE(one->inputs[0].is_tokens);
+  EXPECT_EQ(one->inputs[0].tokens, (std::vector<int64_t>{1, 2, 3}));
+  auto many = ParseEmbeddingRequest(json::parse(R"({"model":"m","input":[[1],[2,3],"x"]})"));
+  ASSERT_TRUE(many.ok());
+  ASSERT_EQ(many->inputs.size(), 3u);
+  EXPECT_EQ(many->inputs[1].tokens, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(many->inputs[2].text, "x");
+  for (const char* bad : {R"([[]])", R"([1,-2])", R"([1,"a"])", R"([[1],[1.5]])", R"([""])",
+                          R"("")", R"({"a":1})", R"(7)"}) {
+    EXPECT_FALSE(
+        ParseEmbeddingRequest(json::parse(std::string(R"({"model":"m","input":)") + bad + "}"))
+            .ok())
+        << bad;
+  }
   EXPECT_FALSE(
       ParseEmbeddingRequest(json::parse(R"({"model":"m","input":"a","encoding_format":"base64"})"))
           .ok());
