@@ -91,6 +91,8 @@ Result<RunSetup> PlanRun(const std::string& model, const FitFlags& fit, int thre
   }
   const std::string budget_source = budget.detail.empty() ? budget.source : budget.detail;
   setup.budget.source = budget_source;
+  setup.budget.host_compute_untouched_bytes =
+      p.memory.host_compute_bytes - p.memory.host_compute_touched_bytes;
   setup.max_ctx = p.max_ctx.For(s.kv_type);
   setup.summary = fmt::format(
       "snug: {}: ctx {}, {} KV, {}/{} layers offloaded, planned peak {} of {} budget ({})",

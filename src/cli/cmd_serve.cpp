@@ -102,6 +102,8 @@ Result<server::ModelPlan> PlanFile(const std::string& path, const server::PlanOv
   out.kv_unified = p.settings.kv_unified;
   out.batch_invariant = p.batch_invariant;
   out.peak_host_bytes = p.memory.peak_host_bytes;
+  out.host_compute_untouched_bytes =
+      p.memory.host_compute_bytes - p.memory.host_compute_touched_bytes;
   out.reason = p.reason;
   out.detail = {{"model", plan::ModelToJson(shape)},
                 {"budget", hw::BudgetToJson(budget)},

@@ -7,8 +7,10 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "config/env.h"
 #include "core/log.h"
@@ -411,12 +413,21 @@ Result<Loaded> LoadFitted(const ModelOptions& model_options, const ContextOption
   if (budget.host_bytes > 0 || budget.device_bytes > 0) {
     SNUG_ASSIGN_OR_RETURN(MemoryBreakdown dry, DryRun(model_options, context_options));
     const std::string source = budget.source.empty() ? "" : " (" + budget.source + ")";
-    if (budget.host_bytes > 0 && dry.HostBytes() > budget.host_bytes) {
+    uint64_t host_compute = 0;
+    for (const MemoryPart& part : dry.parts)
+      host_compute += part.host ? part.compute_bytes : 0;
+    const uint64_t host_need =
+        dry.HostBytes() - std::min(budget.host_compute_untouched_bytes, host_compute);
+    if (budget.host_bytes > 0 && host_need > budget.host_bytes) {
       return Status::DoesNotFit(fmt::format(
-          "llama.cpp's own dry run needs {} of host memory at ctx {} with {} KV cache ({}), but "
-          "the budget is {}{}; lower --ctx or allow --kv-type auto",
-          FormatSize(dry.HostBytes()), context_options.n_ctx, context_options.kv_type,
-          dry.ToString(), FormatSize(budget.host_bytes), source));
+          "llama.cpp's own dry run needs {} of host memory at ctx {} with {} KV cache ({}{}), "
+          "but the budget is {}{}; lower --ctx or allow --kv-type auto",
+          FormatSize(host_need), context_options.n_ctx, context_options.kv_type, dry.ToString(),
+          budget.host_compute_untouched_bytes > 0
+              ? fmt::format(", less {} of compute buffer generation never writes",
+                            FormatSize(dry.HostBytes() - host_need))
+              : "",
+          FormatSize(budget.host_bytes), source));
     }
     if (budget.device_bytes > 0 && dry.DeviceBytes() > budget.device_bytes) {
       return Status::DoesNotFit(fmt::format(
@@ -436,6 +447,87 @@ Result<Loaded> LoadFitted(const ModelOptions& model_options, const ContextOption
 // ---------------------------------------------------------------------------------------------
 // Embeddings
 
+namespace {
+
+// Tokens per decode when snug averages token states itself. llama.cpp computes logits for every
+// token of an embedding context (llama-context.cpp: "when computing embeddings, all tokens are
+// output"), so a whole 4k-token input of a 128k-vocabulary model would take 2 GiB of logits; in
+// chunks of 128 it takes 64 MiB.
+constexpr size_t kEmbedChunk = 128;
+
+// True when the GGUF names no pooling (every generative model): the embedding is then the mean of
+// the token states, which snug sums chunk by chunk (causal attention makes chunks exact).
+bool AveragesTokenStates(const Model& model) {
+  const enum llama_pooling_type pooling = ModelPooling(model.raw());
+  return pooling == LLAMA_POOLING_TYPE_UNSPECIFIED || pooling == LLAMA_POOLING_TYPE_NONE;
+}
+
+// The embedding context for inputs of up to `longest` tokens, its size rounded up to 256 so that
+// a few sizes cover every request (their memory, EmbedContextBytes, is measured once each).
+// Models with their own pooling (encoders, which attend over the whole input at once) need the
+// input in one physical batch; token-state averaging decodes kEmbedChunk tokens at a time.
+Result<llama_context_params> EmbedContextParams(const Model& model, size_t longest, int n_threads) {
+  const enum llama_pooling_type pooling = ModelPooling(model.raw());
+  if (pooling == LLAMA_POOLING_TYPE_RANK) {
+    return Status::InvalidArgument(model.Description() +
+                                   " is a reranking model; it scores pairs instead of embedding");
+  }
+  const bool averages = AveragesTokenStates(model);
+  size_t n_ctx = (longest + 255) / 256 * 256;
+  if (model.n_ctx_train() > 0) {
+    n_ctx = std::max(longest, std::min(n_ctx, static_cast<size_t>(model.n_ctx_train())));
+  }
+  ContextOptions context_options;
+  context_options.n_ctx = static_cast<uint32_t>(n_ctx);
+  context_options.n_batch = static_cast<uint32_t>(averages ? std::min(n_ctx, kEmbedChunk) : n_ctx);
+  context_options.n_ubatch = context_options.n_batch;
+  context_options.n_seq_max = 1;
+  context_options.n_threads = n_threads;
+  SNUG_ASSIGN_OR_RETURN(llama_context_params params, ToContextParams(context_options));
+  params.embeddings = true;
+  params.pooling_type = averages ? LLAMA_POOLING_TYPE_NONE : pooling;
+  params.no_perf = true;
+  return params;
+}
+
+}  // namespace
+
+Result<uint64_t> EmbedContextBytes(const Model& model, size_t longest) {
+  SNUG_ASSIGN_OR_RETURN(llama_context_params params, EmbedContextParams(model, longest, 1));
+  static std::mutex mu;
+  static std::map<std::pair<std::string, uint32_t>, uint64_t> measured;
+  const auto key = std::make_pair(model.path(), params.n_ctx);
+  {
+    std::lock_guard lock(mu);
+    if (auto it = measured.find(key); it != measured.end()) return it->second;
+  }
+  // llama.cpp's own no-alloc dry run of that context, everything counted on the host.
+  ModelOptions model_options;
+  model_options.path = model.path();
+  llama_model_params mparams = ToModelParams(model_options);
+  mparams.no_alloc = true;
+  mparams.load_mode = LLAMA_LOAD_MODE_NONE;
+  std::unique_ptr<llama_model, decltype(&llama_model_free)> dry_model(
+      llama_model_load_from_file(model.path().c_str(), mparams), &llama_model_free);
+  if (dry_model == nullptr) {
+    return Status::Corrupt(WithLlamaReason("llama.cpp could not read " + model.path()));
+  }
+  std::unique_ptr<llama_context, decltype(&llama_free)> ctx(
+      llama_init_from_model(dry_model.get(), params), &llama_free);
+  if (ctx == nullptr) {
+    return Status::Runtime(WithLlamaReason(
+        fmt::format("llama.cpp could not plan an embedding context of {} tokens", params.n_ctx)));
+  }
+  uint64_t bytes = 0;
+  for (const MemoryPart& part : BreakdownOf(ctx.get()).parts)
+    bytes += part.context_bytes + part.compute_bytes;
+  // Plus the pooled output, one vector per sequence.
+  bytes += static_cast<uint64_t>(model.n_embd()) * sizeof(float);
+  std::lock_guard lock(mu);
+  measured[key] = bytes;
+  return bytes;
+}
+
 Result<std::vector<std::vector<float>>> Embed(const Model& model,
                                               const std::vector<std::vector<Token>>& inputs,
                                               const EmbedOptions& options) {
@@ -454,50 +546,55 @@ Result<std::vector<std::vector<float>>> Embed(const Model& model,
     longest = std::max(longest, inputs[i].size());
   }
 
-  enum llama_pooling_type pooling = ModelPooling(model.raw());
-  if (pooling == LLAMA_POOLING_TYPE_RANK) {
-    return Status::InvalidArgument(model.Description() +
-                                   " is a reranking model; it scores pairs instead of embedding");
-  }
-  // A model without pooling (every generative model) gets the mean of its token states.
-  if (pooling == LLAMA_POOLING_TYPE_UNSPECIFIED || pooling == LLAMA_POOLING_TYPE_NONE) {
-    pooling = LLAMA_POOLING_TYPE_MEAN;
-  }
-
-  // Every input must fit one physical batch: non-causal (encoder) models attend over the whole
-  // sequence at once, so the context, logical and physical batch all hold the longest input.
-  ContextOptions context_options;
-  context_options.n_ctx = static_cast<uint32_t>(longest);
-  context_options.n_batch = context_options.n_ctx;
-  context_options.n_ubatch = context_options.n_ctx;
-  context_options.n_seq_max = 1;
-  context_options.n_threads = options.n_threads;
-  SNUG_ASSIGN_OR_RETURN(llama_context_params params, ToContextParams(context_options));
-  params.embeddings = true;
-  params.pooling_type = pooling;
-  params.no_perf = true;
+  SNUG_ASSIGN_OR_RETURN(llama_context_params params,
+                        EmbedContextParams(model, longest, options.n_threads));
   std::unique_ptr<llama_context, decltype(&llama_free)> ctx(
       llama_init_from_model(model.raw(), params), &llama_free);
   if (ctx == nullptr) {
-    return Status::Runtime(WithLlamaReason(fmt::format(
-        "llama.cpp could not create an embedding context of {} tokens (out of memory?)", longest)));
+    return Status::Runtime(WithLlamaReason(
+        fmt::format("llama.cpp could not create an embedding context of {} tokens (out of memory?)",
+                    params.n_ctx)));
   }
 
   const int n_embd = model.n_embd();
+  const bool averages = AveragesTokenStates(model);
   std::vector<std::vector<float>> out;
   out.reserve(inputs.size());
+  std::vector<double> sum(n_embd);
+  std::vector<float> mean(n_embd);
   for (size_t i = 0; i < inputs.size(); ++i) {
     // Each input is its own sequence 0 in an emptied cache, so inputs never see each other.
     llama_memory_clear(llama_get_memory(ctx.get()), true);
     std::vector<Token> tokens = inputs[i];
-    const int rc = llama_decode(
-        ctx.get(), llama_batch_get_one(tokens.data(), static_cast<int32_t>(tokens.size())));
-    if (rc != 0) {
-      return Status::Runtime(WithLlamaReason(fmt::format(
-          "llama_decode failed with status {} while embedding input {}; no vector was returned", rc,
-          i)));
+    const size_t step = averages ? params.n_batch : tokens.size();
+    std::fill(sum.begin(), sum.end(), 0.0);
+    for (size_t start = 0; start < tokens.size(); start += step) {
+      const auto n = static_cast<int32_t>(std::min(step, tokens.size() - start));
+      // Positions continue from what the cache holds for sequence 0.
+      const int rc = llama_decode(ctx.get(), llama_batch_get_one(tokens.data() + start, n));
+      if (rc != 0) {
+        return Status::Runtime(WithLlamaReason(fmt::format(
+            "llama_decode failed with status {} while embedding input {}; no vector was returned",
+            rc, i)));
+      }
+      for (int32_t t = 0; averages && t < n; ++t) {
+        const float* state = llama_get_embeddings_ith(ctx.get(), t);
+        if (state == nullptr) {
+          return Status::Runtime(
+              WithLlamaReason(fmt::format("llama.cpp returned no token state for input {}", i)));
+        }
+        for (int j = 0; j < n_embd; ++j)
+          sum[j] += state[j];
+      }
     }
-    const float* pooled = llama_get_embeddings_seq(ctx.get(), 0);
+    const float* pooled = nullptr;
+    if (averages) {
+      for (int j = 0; j < n_embd; ++j)
+        mean[j] = static_cast<float>(sum[j] / static_cast<double>(tokens.size()));
+      pooled = mean.data();
+    } else {
+      pooled = llama_get_embeddings_seq(ctx.get(), 0);
+    }
     if (pooled == nullptr) {
       return Status::Runtime(
           WithLlamaReason(fmt::format("llama.cpp returned no pooled embedding for input {}", i)));

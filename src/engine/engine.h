@@ -87,6 +87,10 @@ struct LoadBudget {
   uint64_t host_bytes = 0;
   uint64_t device_bytes = 0;  // summed over accelerators; ignored when 0
   std::string source;         // named in the DoesNotFit message: "cgroup v1 limit"
+  // Of llama.cpp's host compute buffer, the bytes generation never writes (the plan's reserved
+  // minus touched compute: logits rows for n_ubatch outputs when one per sequence is asked for).
+  // malloc'ed pages never written are never resident, so the check does not count them.
+  uint64_t host_compute_untouched_bytes = 0;
 };
 
 // llama.cpp's own no-alloc dry run (llama_model_params.no_alloc + llama_get_memory_breakdown):
@@ -327,6 +331,12 @@ struct EmbedOptions {
 Result<std::vector<std::vector<float>>> Embed(const Model& model,
                                               const std::vector<std::vector<Token>>& inputs,
                                               const EmbedOptions& options = {});
+
+// Host bytes the embedding context for inputs of up to `longest` tokens allocates (KV cache,
+// compute and output buffers; not the weights), from llama.cpp's own no-alloc dry run of exactly
+// that context. Measured once per model and size (Embed rounds sizes up to 256 tokens); the first
+// call for a size reads the model's header again (tens to hundreds of ms).
+Result<uint64_t> EmbedContextBytes(const Model& model, size_t longest);
 
 // The user-facing sentence for a prompt that cannot fit, shared by Runner and callers.
 std::string PromptTooLongMessage(size_t prompt_tokens, uint32_t n_ctx);

@@ -391,11 +391,19 @@ void HttpServer::Routes() {
         prompt_tokens += static_cast<int>(tokens->size());
         inputs.push_back(std::move(*tokens));
       }
-      Result<std::vector<std::vector<float>>> vectors = [&] {
-        // One embedding context at a time, so concurrent requests cannot multiply the
-        // memory used beside the planned generation contexts.
+      Result<std::vector<std::vector<float>>> vectors =
+          [&]() -> decltype(engine::Embed(model, inputs)) {
+        // One embedding context at a time, measured by llama.cpp's dry run and held against
+        // the budget beside the loaded models while it exists.
         static std::mutex embed_mu;
         std::lock_guard<std::mutex> lock(embed_mu);
+        size_t longest = 0;
+        for (const auto& tokens : inputs)
+          longest = std::max(longest, tokens.size());
+        SNUG_ASSIGN_OR_RETURN(uint64_t bytes, engine::EmbedContextBytes(model, longest));
+        SNUG_ASSIGN_OR_RETURN(
+            auto reservation,
+            pool_->Reserve(bytes, fmt::format("an embedding context for {} tokens", longest)));
         return engine::Embed(model, inputs);
       }();
       if (!vectors.ok()) return SendStatus(res, vectors.status());

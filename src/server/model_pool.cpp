@@ -127,7 +127,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   uint64_t free_after = 0;
   {
     std::lock_guard lock(mu_);
-    uint64_t planned = 0;
+    uint64_t planned = reserved_;
     for (const auto& [_, e] : loaded_)
       planned += e->plan.peak_host_bytes;
     const uint64_t budget = now.host_bytes;
@@ -191,6 +191,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   engine::LoadBudget load_budget;
   load_budget.host_bytes = free_after;
   load_budget.source = now.source;
+  load_budget.host_compute_untouched_bytes = plan.host_compute_untouched_bytes;
   SNUG_ASSIGN_OR_RETURN(engine::Loaded loaded,
                         engine::LoadFitted(model_options, context_options, load_budget));
 
@@ -285,6 +286,36 @@ std::vector<std::string> ModelPool::KnownNames() const {
       names.insert(n);
   }
   return {names.begin(), names.end()};
+}
+
+ModelPool::Reservation::Reservation(Reservation&& other) noexcept
+    : pool_(other.pool_), bytes_(other.bytes_) {
+  other.pool_ = nullptr;
+}
+
+ModelPool::Reservation::~Reservation() {
+  if (pool_ == nullptr) return;
+  std::lock_guard lock(pool_->mu_);
+  pool_->reserved_ -= bytes_;
+}
+
+Result<ModelPool::Reservation> ModelPool::Reserve(uint64_t bytes, const std::string& what) {
+  PoolBudget now{options_.budget_bytes, options_.budget_source};
+  if (options_.budget_probe) now = options_.budget_probe();
+  budget_bytes_.store(now.host_bytes);
+  std::lock_guard lock(mu_);
+  uint64_t taken = reserved_;
+  for (const auto& [_, e] : loaded_)
+    taken += e->plan.peak_host_bytes;
+  const uint64_t free = now.host_bytes > taken ? now.host_bytes - taken : 0;
+  if (bytes > free) {
+    return Status::DoesNotFit(fmt::format(
+        "{} needs {} but only {} of the {} budget ({}) is free beside the loaded models; send "
+        "shorter inputs or fewer at once, or unload a model",
+        what, FormatSize(bytes), FormatSize(free), FormatSize(now.host_bytes), now.source));
+  }
+  reserved_ += bytes;
+  return Reservation(this, bytes);
 }
 
 uint64_t ModelPool::PlannedBytes() const {

@@ -37,6 +37,7 @@ struct ModelPlan {
   // Batched answers equal solo ones bit for bit (plan::Plan::batch_invariant).
   bool batch_invariant = false;
   uint64_t peak_host_bytes = 0;
+  uint64_t host_compute_untouched_bytes = 0;  // engine::LoadBudget's figure, from the plan
   std::string reason;
   nlohmann::json detail;  // the full plan as `snug plan --json` prints it
 };
@@ -112,6 +113,24 @@ class ModelPool {
   // Returns the loaded model, loading it first (evicting idle models if needed and enough).
   // NotFound for unknown names, DoesNotFit when it cannot fit, Unavailable when shutting down.
   Result<Lease> Acquire(const std::string& name);
+  // Memory a request uses beside the loaded models' plans (an embedding context), counted
+  // against the budget until the Reservation is destroyed; loads meanwhile see it as taken.
+  class Reservation {
+   public:
+    Reservation() = default;
+    Reservation(Reservation&& other) noexcept;
+    Reservation& operator=(Reservation&&) = delete;
+    ~Reservation();
+
+   private:
+    friend class ModelPool;
+    Reservation(ModelPool* pool, uint64_t bytes) : pool_(pool), bytes_(bytes) {}
+    ModelPool* pool_ = nullptr;
+    uint64_t bytes_ = 0;
+  };
+  // DoesNotFit with the numbers when `bytes` more would exceed the budget; `what` names the use.
+  Result<Reservation> Reserve(uint64_t bytes, const std::string& what);
+
   // Loads without using. OK when already loaded.
   Status Load(const std::string& name);
   // Unloads an idle model. NotFound when not loaded; Unavailable while it serves requests.
@@ -138,7 +157,8 @@ class ModelPool {
   const PoolOptions options_;
   mutable std::mutex mu_;  // guards loaded_
   std::map<std::string, std::shared_ptr<Entry>> loaded_;
-  std::mutex load_mu_;  // one load (and its evictions) at a time
+  uint64_t reserved_ = 0;  // held by Reservations; guarded by mu_
+  std::mutex load_mu_;     // one load (and its evictions) at a time
   bool shutting_down_ = false;
   std::atomic<uint64_t> budget_bytes_{0};
   std::atomic<uint64_t> loads_total_{0};

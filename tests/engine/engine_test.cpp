@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <string>
 
@@ -137,6 +138,16 @@ TEST_F(EngineTest, LoadFittedRefusesWhenLlamaCppsOwnFigureExceedsTheBudget) {
     real_kv += p.context_bytes;
   EXPECT_EQ(dry_kv, real_kv);
   EXPECT_GT(real_kv, 0u);
+
+  // Compute-buffer pages generation never writes (the plan's figure) are not held against the
+  // budget: a budget 1 MiB under llama.cpp's total fits once 2 MiB of them are declared.
+  const uint64_t total = fits->dry_run->HostBytes();
+  fits = Status::Internal("released");
+  LoadBudget tight{.host_bytes = total - (1 << 20), .source = "tight"};
+  EXPECT_EQ(LoadFitted({*path_}, options, tight).status().code(), Code::kDoesNotFit);
+  tight.host_compute_untouched_bytes = 2 << 20;
+  auto relieved = LoadFitted({*path_}, options, tight);
+  EXPECT_TRUE(relieved.ok()) << relieved.status().ToString();
 }
 
 TEST_F(EngineTest, MaxTokensEndsWithLength) {
@@ -315,6 +326,21 @@ TEST_F(EngineTest, EmbedGivesDeterministicUnitVectorsPerInput) {
   for (int j = 0; j < model_->n_embd(); ++j)
     dot += static_cast<double>((*first)[0][j]) * (*first)[1][j];
   EXPECT_LT(dot, 0.9999);
+}
+
+TEST_F(EngineTest, EmbedContextMemoryIsMeasuredPerSizeBucket) {
+  auto small = EmbedContextBytes(*model_, 10);
+  auto bucket = EmbedContextBytes(*model_, 256);
+  auto large = EmbedContextBytes(*model_, 2000);
+  ASSERT_TRUE(small.ok() && bucket.ok() && large.ok()) << small.status().ToString();
+  EXPECT_GT(*small, 0u);
+  EXPECT_EQ(*small, *bucket);  // both round up to 256 tokens
+  // Token states are averaged 128 tokens at a time, so only the KV cache grows with the input:
+  // not llama.cpp's logits for every token (which took 2 GiB for 4k tokens of this model).
+  EXPECT_GT(*large, *small);
+  EXPECT_LT(*large, 2 * *small);
+  std::cout << "embedding context: " << *small << " bytes for 256 tokens, " << *large
+            << " for 2048\n";
 }
 
 TEST_F(EngineTest, EmbedRejectsEmptyAndOverlongInputs) {
