@@ -230,6 +230,15 @@ struct SamplingParams {
   int max_tokens = -1;            // -1 = until EOG / stop / context full
   std::vector<std::string> stop;  // the stop string itself is not emitted
   bool ignore_eos = false;        // never sample end-of-generation tokens (benchmarks, tests)
+  // Report each sampled token's log-probability and that many most likely alternatives (0-20);
+  // -1 = off. Of the model's own distribution (softmax of the logits, before sampling settings).
+  int logprobs = -1;
+};
+
+struct TokenLogprobs {
+  Token token = -1;
+  float logprob = 0;
+  std::vector<std::pair<Token, float>> top;  // most likely first
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
@@ -248,6 +257,7 @@ struct StepEvent {
   Status error;                               // set when finish == kError
   int prompt_tokens = 0;                      // prompt length of this sequence
   int generated_tokens = 0;                   // tokens sampled so far (including this one)
+  std::optional<TokenLogprobs> logprobs;      // for `token`, when SamplingParams::logprobs >= 0
 };
 
 // Schedules sequences over one Context. Each Step decodes the next token of every generating

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <llama.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/log.h"
@@ -42,6 +43,32 @@ llama_sampler* MakeSampler(const Model& model, const SamplingParams& p) {
   llama_sampler_chain_add(chain, llama_sampler_init_temp(p.temperature));
   llama_sampler_chain_add(chain, llama_sampler_init_dist(p.seed));
   return chain;
+}
+
+// Log-softmax of one row of logits at `token`, and the `top` most likely tokens.
+TokenLogprobs LogprobsOf(const float* logits, int n_vocab, Token token, int top) {
+  float max = logits[0];
+  for (int i = 1; i < n_vocab; ++i)
+    max = std::max(max, logits[i]);
+  double sum = 0;
+  for (int i = 0; i < n_vocab; ++i)
+    sum += std::exp(static_cast<double>(logits[i]) - max);
+  const double log_norm = max + std::log(sum);
+  TokenLogprobs out;
+  out.token = token;
+  out.logprob = static_cast<float>(logits[token] - log_norm);
+  if (top > 0) {
+    std::vector<Token> ids(static_cast<size_t>(n_vocab));
+    for (int i = 0; i < n_vocab; ++i)
+      ids[i] = i;
+    const int k = std::min(top, n_vocab);
+    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](Token a, Token b) {
+      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+    });
+    for (int i = 0; i < k; ++i)
+      out.top.emplace_back(ids[i], static_cast<float>(logits[ids[i]] - log_norm));
+  }
+  return out;
 }
 
 bool AllFinite(const float* values, int n) {
@@ -336,6 +363,9 @@ Status Runner::DecodeBatch(std::vector<StepEvent>* events) {
     StepEvent ev;
     ev.seq_id = id;
     ev.token = token;
+    if (seq->params.logprobs >= 0) {
+      ev.logprobs = LogprobsOf(logits, n_vocab, token, std::min(seq->params.logprobs, 20));
+    }
     ev.prompt_tokens = static_cast<int>(seq->prompt.size());
     ev.generated_tokens = seq->generated;
     if (!seq->params.ignore_eos && model.IsEndOfGeneration(token)) {

@@ -78,7 +78,54 @@ struct Generation {
   std::string model;
   int64_t created = 0;
   bool include_usage = false;
+  bool logprobs = false;
+  size_t text_offset = 0;  // completions' logprobs.text_offset: bytes of the tokens so far
 };
+
+json BytesJson(const std::string& piece) {
+  json bytes = json::array();
+  for (unsigned char c : piece)
+    bytes.push_back(static_cast<int>(c));
+  return bytes;
+}
+
+// OpenAI's logprobs object for these tokens: chat's {"content": [...]}, or the completions API's
+// {"tokens", "token_logprobs", "top_logprobs", "text_offset"} (offsets continue g->text_offset).
+json LogprobsJson(Generation* g, const std::vector<engine::TokenLogprobs>& tokens) {
+  const engine::Model& model = g->lease.scheduler().model();
+  if (g->api == Api::kChat) {
+    json content = json::array();
+    for (const auto& t : tokens) {
+      const std::string piece = model.TokenPiece(t.token);
+      json top = json::array();
+      for (const auto& [id, lp] : t.top) {
+        const std::string alt = model.TokenPiece(id);
+        top.push_back({{"token", alt}, {"logprob", lp}, {"bytes", BytesJson(alt)}});
+      }
+      content.push_back({{"token", piece},
+                         {"logprob", t.logprob},
+                         {"bytes", BytesJson(piece)},
+                         {"top_logprobs", std::move(top)}});
+    }
+    return {{"content", std::move(content)}, {"refusal", nullptr}};
+  }
+  json out = {{"tokens", json::array()},
+              {"token_logprobs", json::array()},
+              {"top_logprobs", json::array()},
+              {"text_offset", json::array()}};
+  for (const auto& t : tokens) {
+    const std::string piece = model.TokenPiece(t.token);
+    json top = json::object();
+    for (const auto& [id, lp] : t.top)
+      top[model.TokenPiece(id)] = lp;
+    out["tokens"].push_back(piece);
+    out["token_logprobs"].push_back(t.logprob);
+    out["top_logprobs"].push_back(std::move(top));
+    out["text_offset"].push_back(g->text_offset);
+    g->text_offset += piece.size();
+  }
+  return out;
+}
 
 json UsageJson(int prompt_tokens, int completion_tokens) {
   return {{"prompt_tokens", prompt_tokens},
@@ -462,6 +509,7 @@ void HttpServer::Routes() {
     sampling.top_p = params.top_p;
     if (params.seed) sampling.seed = *params.seed;
     sampling.stop = params.stop;
+    sampling.logprobs = params.logprobs;
     if (params.max_tokens) {
       sampling.max_tokens = *params.max_tokens;
     } else if (n_prompt < static_cast<int64_t>(n_ctx)) {
@@ -487,6 +535,7 @@ void HttpServer::Routes() {
     g->model = params.model;
     g->created = UnixNow();
     g->include_usage = params.include_usage;
+    g->logprobs = params.logprobs >= 0;
 
     if (!params.stream) {
       Job::Update all = g->job->TakeAll(client_gone);
@@ -496,7 +545,9 @@ void HttpServer::Routes() {
         return SendStatus(res, all.error.ok() ? Status::Internal("generation failed") : all.error);
       }
       json choice = {
-          {"index", 0}, {"logprobs", nullptr}, {"finish_reason", FinishName(all.finish)}};
+          {"index", 0},
+          {"logprobs", g->logprobs ? LogprobsJson(g.get(), all.logprobs) : json(nullptr)},
+          {"finish_reason", FinishName(all.finish)}};
       if (api == Api::kChat) {
         choice["message"] = {{"role", "assistant"}, {"content", all.text}};
       } else {
@@ -531,9 +582,13 @@ void HttpServer::Routes() {
               }
               continue;
             }
-            if (!u.text.empty() && !write(SseEvent(ChunkJson(*g, &u.text, nullptr, false)))) {
-              g->job->Cancel();  // client gone: free the slot
-              return false;
+            if (!u.text.empty() || (g->logprobs && !u.logprobs.empty())) {
+              json chunk = ChunkJson(*g, &u.text, nullptr, false);
+              if (g->logprobs) chunk["choices"][0]["logprobs"] = LogprobsJson(g.get(), u.logprobs);
+              if (!write(SseEvent(chunk))) {
+                g->job->Cancel();  // client gone: free the slot
+                return false;
+              }
             }
             if (!u.done) continue;
             metrics_.CountTokens(u.prompt_tokens, u.completion_tokens);

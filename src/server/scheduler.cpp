@@ -30,11 +30,14 @@ Status Job::WaitAdmitted(const std::function<bool()>& client_gone) {
 
 bool Job::Take(Update* update, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
-  bool ready =
-      cv_.wait_for(lock, timeout, [&] { return !pending_text_.empty() || state_ == State::kDone; });
+  bool ready = cv_.wait_for(lock, timeout, [&] {
+    return !pending_text_.empty() || !pending_logprobs_.empty() || state_ == State::kDone;
+  });
   if (!ready) return false;
   update->text = std::move(pending_text_);
   pending_text_.clear();
+  update->logprobs = std::move(pending_logprobs_);
+  pending_logprobs_.clear();
   update->done = state_ == State::kDone;
   update->finish = finish_;
   update->error = error_;
@@ -54,6 +57,8 @@ Job::Update Job::TakeAll(const std::function<bool()>& client_gone) {
   }
   all.text = std::move(pending_text_);
   pending_text_.clear();
+  all.logprobs = std::move(pending_logprobs_);
+  pending_logprobs_.clear();
   all.done = true;
   all.finish = finish_;
   all.error = error_;
@@ -75,9 +80,10 @@ void Job::MarkRunning() {
 void Job::Append(const engine::StepEvent& event) {
   std::lock_guard lock(mu_);
   pending_text_ += event.text;
+  if (event.logprobs) pending_logprobs_.push_back(*event.logprobs);
   if (event.prompt_tokens > 0) prompt_tokens_ = event.prompt_tokens;
   completion_tokens_ = std::max(completion_tokens_, event.generated_tokens);
-  if (!event.text.empty()) cv_.notify_all();
+  if (!event.text.empty() || event.logprobs) cv_.notify_all();
 }
 
 void Job::Finish(engine::FinishReason finish, Status error) {

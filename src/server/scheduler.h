@@ -33,7 +33,8 @@ class Job {
   Status WaitAdmitted(const std::function<bool()>& client_gone = nullptr);
 
   struct Update {
-    std::string text;  // new safe-to-show text since the last Take
+    std::string text;                             // new safe-to-show text since the last Take
+    std::vector<engine::TokenLogprobs> logprobs;  // per sampled token since then, when asked
     bool done = false;
     engine::FinishReason finish = engine::FinishReason::kNone;
     Status error;  // set when the job ended with an error
@@ -69,6 +70,7 @@ class Job {
   std::condition_variable cv_;
   State state_ = State::kQueued;
   std::string pending_text_;
+  std::vector<engine::TokenLogprobs> pending_logprobs_;
   engine::FinishReason finish_ = engine::FinishReason::kNone;
   Status error_;
   int prompt_tokens_ = 0;

@@ -163,6 +163,33 @@ Result<nlohmann::json> ParseJsonBody(const std::string& body) {
 Result<ChatRequest> ParseChatRequest(const nlohmann::json& body) {
   ChatRequest r;
   SNUG_RETURN_IF_ERROR(ReadParams(body, &r.params));
+  // Silently answering without what these ask for would mislead the client.
+  for (const char* unsupported : {"tools", "functions", "tool_choice", "function_call"}) {
+    if (auto t = body.find(unsupported); t != body.end() && !t->is_null() &&
+                                         !(t->is_array() && t->empty()) &&
+                                         !(t->is_string() && t->get<std::string>() == "none")) {
+      return Bad(fmt::format("'{}' is not supported: snug does not call tools", unsupported));
+    }
+  }
+  if (auto f = body.find("response_format"); f != body.end() && !f->is_null()) {
+    if (!f->is_object() || f->value("type", "") != "text") {
+      return Bad("only 'response_format': {\"type\": \"text\"} is supported (no JSON mode)");
+    }
+  }
+  bool logprobs = false;
+  if (auto l = body.find("logprobs"); l != body.end() && !l->is_null()) {
+    if (!l->is_boolean()) return Bad("'logprobs' must be true or false");
+    logprobs = l->get<bool>();
+  }
+  if (auto t = body.find("top_logprobs"); t != body.end() && !t->is_null()) {
+    if (!t->is_number_integer() || t->get<int64_t>() < 0 || t->get<int64_t>() > 20) {
+      return Bad("'top_logprobs' must be an integer from 0 to 20");
+    }
+    if (!logprobs) return Bad("'top_logprobs' needs 'logprobs': true");
+    r.params.logprobs = static_cast<int>(t->get<int64_t>());
+  } else if (logprobs) {
+    r.params.logprobs = 0;
+  }
   auto it = body.find("messages");
   if (it == body.end() || !it->is_array()) return Bad("'messages' must be an array of messages");
   if (it->empty()) return Bad("'messages' must hold at least one message");
@@ -191,6 +218,12 @@ Result<ChatRequest> ParseChatRequest(const nlohmann::json& body) {
 Result<CompletionRequest> ParseCompletionRequest(const nlohmann::json& body) {
   CompletionRequest r;
   SNUG_RETURN_IF_ERROR(ReadParams(body, &r.params));
+  if (auto l = body.find("logprobs"); l != body.end() && !l->is_null()) {
+    if (!l->is_number_integer() || l->get<int64_t>() < 0 || l->get<int64_t>() > 5) {
+      return Bad("'logprobs' must be an integer from 0 to 5");
+    }
+    r.params.logprobs = static_cast<int>(l->get<int64_t>());
+  }
   auto it = body.find("prompt");
   if (it == body.end() || it->is_null()) return Bad("'prompt' is required");
   if (it->is_string()) {

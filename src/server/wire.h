@@ -32,6 +32,9 @@ struct GenerationParams {
   float top_p = 1.0f;
   std::optional<uint32_t> seed;
   std::vector<std::string> stop;
+  // Log-probabilities: -1 = off, else how many alternatives per token (chat: "logprobs": true
+  // with "top_logprobs" 0-20; completions: "logprobs" 0-5).
+  int logprobs = -1;
 };
 
 struct ChatRequest {

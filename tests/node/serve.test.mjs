@@ -120,6 +120,20 @@ test('text completions, streamed and not', async () => {
   assert.equal(text, r.choices[0].text);
 });
 
+test('chat logprobs', async () => {
+  const r = await client.chat.completions.create({
+    model: 'tiny', messages: [{ role: 'user', content: 'Hello' }],
+    max_tokens: 4, temperature: 0, logprobs: true, top_logprobs: 2,
+  });
+  const content = r.choices[0].logprobs.content;
+  assert.equal(content.length, r.usage.completion_tokens);
+  for (const entry of content) {
+    assert.ok(entry.logprob <= 0);
+    assert.equal(entry.top_logprobs.length, 2);
+    assert.deepEqual(entry.top_logprobs[0].bytes, entry.bytes);
+  }
+});
+
 test('errors are OpenAI error objects', async () => {
   await assert.rejects(
     client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }),

@@ -7,6 +7,7 @@
 
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -242,6 +243,19 @@ TEST_F(ServeTest, BadInputsAre4xxJsonErrors) {
       {"unload not loaded", "/v1/models/unload", R"({"model":"nothing"})", 404},
       {"plan unknown", "/v1/plan", R"({"model":"nothing"})", 404},
       {"no such route", "/v1/nothing", "{}", 404},
+      {"tools", "/v1/chat/completions",
+       R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}]})",
+       400},
+      {"json mode", "/v1/chat/completions",
+       R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})",
+       400},
+      {"top_logprobs without logprobs", "/v1/chat/completions",
+       R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"top_logprobs":2})", 400},
+      {"too many top_logprobs", "/v1/chat/completions",
+       R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":21})",
+       400},
+      {"completion logprobs beyond 5", "/v1/completions",
+       R"({"model":"tiny","prompt":"x","logprobs":6})", 400},
   };
   for (const auto& c : cases) {
     ExpectError(Post(port_, c.path, c.body), c.status, c.what);
@@ -306,6 +320,72 @@ TEST_F(ServeTest, EmbeddingsAreUnitVectorsOfTheModelsWidth) {
   auto outside = Post(port_, "/v1/embeddings", R"({"model":"tiny","input":[1, 99999999]})");
   ExpectError(outside, 400, "token id outside the vocabulary");
   EXPECT_NE(outside.body.find("outside the vocabulary"), std::string::npos) << outside.body;
+}
+
+// OpenAI's logprobs shapes: chat's content list and the completions API's parallel arrays, per
+// sampled token, streamed or not, with the greedy token the most likely of its alternatives.
+TEST_F(ServeTest, LogprobsFollowOpenAisShapes) {
+  json body = json::parse(Chat("Tell me something", 6, false));
+  body["logprobs"] = true;
+  body["top_logprobs"] = 3;
+  auto res = Post(port_, "/v1/chat/completions", body.dump());
+  ASSERT_EQ(res.status, 200) << res.body;
+  const json whole = ParseBody(res);
+  const json content = whole["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), whole["usage"]["completion_tokens"].get<size_t>()) << res.body;
+  for (const auto& entry : content) {
+    const float logprob = entry["logprob"];
+    EXPECT_LE(logprob, 0.0f);
+    ASSERT_EQ(entry["top_logprobs"].size(), 3u);
+    double mass = 0;
+    float previous = 0;
+    for (size_t k = 0; k < 3; ++k) {
+      const float lp = entry["top_logprobs"][k]["logprob"];
+      if (k > 0) EXPECT_LE(lp, previous);
+      previous = lp;
+      mass += std::exp(static_cast<double>(lp));
+    }
+    EXPECT_LE(mass, 1.0 + 1e-4);
+    // Greedy: the sampled token is the most likely one.
+    EXPECT_EQ(entry["top_logprobs"][0]["bytes"], entry["bytes"]);
+    EXPECT_FLOAT_EQ(entry["top_logprobs"][0]["logprob"].get<float>(), logprob);
+  }
+
+  body["stream"] = true;
+  auto streamed = Post(port_, "/v1/chat/completions", body.dump());
+  ASSERT_EQ(streamed.status, 200);
+  json joined = json::array();
+  for (const auto& e : SseData(streamed.body)) {
+    if (e == "[DONE]") break;
+    const json chunk = json::parse(e);
+    const json& lp = chunk["choices"][0]["logprobs"];
+    if (lp.is_object()) {
+      for (const auto& entry : lp["content"])
+        joined.push_back(entry);
+    }
+  }
+  EXPECT_EQ(joined, content);
+
+  auto completion = Post(port_, "/v1/completions",
+                         R"({"model":"tiny","prompt":"Once upon","max_tokens":5,"temperature":0,)"
+                         R"("logprobs":2})");
+  ASSERT_EQ(completion.status, 200) << completion.body;
+  const json c = ParseBody(completion);
+  const json lp = c["choices"][0]["logprobs"];
+  const size_t n = c["usage"]["completion_tokens"];
+  ASSERT_EQ(lp["tokens"].size(), n) << completion.body;
+  ASSERT_EQ(lp["token_logprobs"].size(), n);
+  ASSERT_EQ(lp["top_logprobs"].size(), n);
+  ASSERT_EQ(lp["text_offset"].size(), n);
+  EXPECT_EQ(lp["text_offset"][0], 0);
+  for (size_t i = 1; i < n; ++i)
+    EXPECT_GE(lp["text_offset"][i].get<int>(), lp["text_offset"][i - 1].get<int>());
+  for (size_t i = 0; i < n; ++i)
+    EXPECT_LE(lp["top_logprobs"][i].size(), 2u);
+  // Without the field there are none.
+  EXPECT_TRUE(
+      ParseBody(Post(port_, "/v1/chat/completions", Chat("x", 2, false)))["choices"][0]["logprobs"]
+          .is_null());
 }
 
 TEST_F(ServeTest, ManagementEndpoints) {
