@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "../support/memory_cgroup.h"
 #include "core/size.h"
 #include "fixture.h"
 
@@ -47,62 +48,12 @@ nlohmann::json ParseJson(const Output& out) {
   return j;
 }
 
-bool WriteText(const std::string& path, const std::string& text, std::string* error) {
-  std::ofstream f(path);
-  f << text;
-  f.flush();
-  if (!f) {
-    *error = path + ": " + std::strerror(errno);
-    return false;
-  }
-  return true;
-}
-
-// A child memory cgroup created for one test and removed afterwards.
-class TestCgroup {
- public:
-  // Tries v1 (/sys/fs/cgroup/memory) then v2 (/sys/fs/cgroup with the memory controller).
-  bool Create(uint64_t limit, std::string* why) {
-    const std::string name = "snug-test-" + std::to_string(::getpid());
-    struct stat st {};
-    if (::stat("/sys/fs/cgroup/memory/memory.limit_in_bytes", &st) == 0) {
-      dir_ = "/sys/fs/cgroup/memory/" + name;
-      limit_file_ = dir_ + "/memory.limit_in_bytes";
-    } else if (std::ifstream("/sys/fs/cgroup/cgroup.controllers").good()) {
-      dir_ = "/sys/fs/cgroup/" + name;
-      limit_file_ = dir_ + "/memory.max";
-      std::string ignored;  // may already be enabled, or be refused; mkdir/limit will tell
-      WriteText("/sys/fs/cgroup/cgroup.subtree_control", "+memory", &ignored);
-    } else {
-      *why = "no cgroup v1 memory controller or cgroup v2 hierarchy at /sys/fs/cgroup";
-      return false;
-    }
-    if (::mkdir(dir_.c_str(), 0755) != 0) {
-      *why = "cannot create " + dir_ + ": " + std::strerror(errno);
-      dir_.clear();
-      return false;
-    }
-    if (!WriteText(limit_file_, std::to_string(limit), why)) return false;
-    return true;
-  }
-  ~TestCgroup() {
-    if (!dir_.empty() && ::rmdir(dir_.c_str()) != 0)
-      std::fprintf(stderr, "warning: cannot remove %s: %s\n", dir_.c_str(), std::strerror(errno));
-  }
-  const std::string& dir() const { return dir_; }
-
- private:
-  std::string dir_;
-  std::string limit_file_;
-};
-
 TEST(SnugHwCli, InsideARealSixGiBCgroupTheBudgetComesFromTheCgroup) {
-  TestCgroup cgroup;
-  std::string why;
-  if (!cgroup.Create(6 * kGiB, &why)) GTEST_SKIP() << "cannot create a memory cgroup: " << why;
+  snug::testing::MemoryCgroup cgroup(6 * kGiB);
+  if (!cgroup.ok()) GTEST_SKIP() << "cannot create a memory cgroup: " << cgroup.error();
   // The shell moves itself into the cgroup, then becomes snug: snug starts inside the limit.
-  Output out = RunCommand("sh -c 'echo $$ > " + cgroup.dir() + "/cgroup.procs && exec " + Snug() +
-                          " hw --json'");
+  Output out =
+      RunCommand("sh -c 'echo $$ > " + cgroup.procs_file() + " && exec " + Snug() + " hw --json'");
   ASSERT_EQ(out.exit_code, 0) << out.text;
   nlohmann::json j = ParseJson(out);
   const nlohmann::json& budget = j["budget"];
