@@ -1,14 +1,10 @@
 // `snug hw` through the real binary: a real memory cgroup with a 6 GiB limit, overrides by flag
 // and environment, profiles, and fixture roots via SNUG_HOST_ROOT.
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
