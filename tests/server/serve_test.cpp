@@ -90,6 +90,17 @@ double Metric(int port, const std::string& line_prefix) {
   return -1;
 }
 
+// Polls /metrics until the series has `value` or `timeout` passes; true when it got there.
+bool WaitForMetric(int port, const std::string& series, double value,
+                   std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (Metric(port, series) != value) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
 std::string TinyModel() {
   return TestModel("tiny", "tiny.gguf");
 }
@@ -468,11 +479,8 @@ TEST(ServeAloneTest, DisconnectFreesTheSlot) {
                                   Chat("Go on for a long time", 4000, true), 600);
   EXPECT_NE(got.find("data: "), std::string::npos) << got;
   // The only slot must come free long before 4000 tokens could have been generated.
-  bool freed = false;
-  for (int i = 0; i < 100 && !freed; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    freed = Metric(server.port(), "snug_active_requests{model=\"tiny\"}") == 0;
-  }
+  const bool freed = WaitForMetric(server.port(), "snug_active_requests{model=\"tiny\"}", 0,
+                                   std::chrono::milliseconds(10000));
   EXPECT_TRUE(freed);
   EXPECT_LT(Metric(server.port(), "snug_model_completion_tokens_total{model=\"tiny\"}"), 3000);
   auto next = Post(server.port(), "/v1/chat/completions", Chat("next", 3, false));
@@ -488,11 +496,8 @@ TEST(ServeAloneTest, DisconnectDuringANonStreamedRequestFreesTheSlot) {
     int fd =
         SendPost(server.port(), "/v1/chat/completions", Chat("Go on for a long time", 4000, false));
     ASSERT_GE(fd, 0);
-    bool running = false;
-    for (int i = 0; i < 200 && !running; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      running = Metric(server.port(), "snug_active_requests{model=\"tiny\"}") == 1;
-    }
+    const bool running = WaitForMetric(server.port(), "snug_active_requests{model=\"tiny\"}", 1,
+                                       std::chrono::milliseconds(2000));
     ASSERT_TRUE(running);
     const double before =
         Metric(server.port(), "snug_model_completion_tokens_total{model=\"tiny\"}");
@@ -501,11 +506,8 @@ TEST(ServeAloneTest, DisconnectDuringANonStreamedRequestFreesTheSlot) {
     } else {
       close(fd);  // FIN, as a client that gave up
     }
-    bool freed = false;
-    for (int i = 0; i < 100 && !freed; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      freed = Metric(server.port(), "snug_active_requests{model=\"tiny\"}") == 0;
-    }
+    const bool freed = WaitForMetric(server.port(), "snug_active_requests{model=\"tiny\"}", 0,
+                                     std::chrono::milliseconds(5000));
     EXPECT_TRUE(freed) << (reset ? "reset" : "closed") << server.Stderr();
     // Long before 4000 tokens.
     EXPECT_LT(Metric(server.port(), "snug_model_completion_tokens_total{model=\"tiny\"}") - before,
@@ -561,19 +563,13 @@ TEST(ServeAloneTest, AQueuedClientThatLeavesIsDropped) {
   ASSERT_TRUE(slot.Open(server.port(), "/v1/chat/completions", Chat("hold", 4000, true)));
   int fd = SendPost(server.port(), "/v1/chat/completions", Chat("waiting", 2, false));
   ASSERT_GE(fd, 0);
-  bool queued = false;
-  for (int i = 0; i < 200 && !queued; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    queued = Metric(server.port(), "snug_queue_depth{model=\"tiny\"}") == 1;
-  }
+  const bool queued = WaitForMetric(server.port(), "snug_queue_depth{model=\"tiny\"}", 1,
+                                    std::chrono::milliseconds(2000));
   ASSERT_TRUE(queued);
   HangUp(fd);
   // Gone from the queue long before the 60 s queue timeout.
-  bool dropped = false;
-  for (int i = 0; i < 100 && !dropped; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    dropped = Metric(server.port(), "snug_queue_depth{model=\"tiny\"}") == 0;
-  }
+  const bool dropped = WaitForMetric(server.port(), "snug_queue_depth{model=\"tiny\"}", 0,
+                                     std::chrono::milliseconds(5000));
   EXPECT_TRUE(dropped);
   EXPECT_EQ(Metric(server.port(), "snug_active_requests{model=\"tiny\"}"), 1);  // still held
   slot.Close();
@@ -866,11 +862,8 @@ TEST(ServeAloneTest, MultiModelEvictionUnderMemoryLimit) {
     EXPECT_EQ(loaded(), std::vector<std::string>{"qwen-a"});
   }
   // Once a is idle again, b loads (evicting a).
-  bool idle = false;
-  for (int i = 0; i < 100 && !idle; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    idle = Metric(server.port(), "snug_active_requests{model=\"qwen-a\"}") == 0;
-  }
+  EXPECT_TRUE(WaitForMetric(server.port(), "snug_active_requests{model=\"qwen-a\"}", 0,
+                            std::chrono::milliseconds(10000)));
   auto use_b = Post(server.port(), "/v1/chat/completions", Chat("use b", 2, false, "qwen-b"));
   EXPECT_EQ(use_b.status, 200) << use_b.body;
   EXPECT_EQ(loaded(), std::vector<std::string>{"qwen-b"});
