@@ -118,7 +118,9 @@ class ServeTest : public ::testing::Test {
     port_ = server_->port();
   }
   static void TearDownTestSuite() {
-    if (server_) EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->Stderr();
+    if (server_) {
+      EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->Stderr();
+    }
     delete server_;
     server_ = nullptr;
   }
@@ -352,7 +354,9 @@ TEST_F(ServeTest, LogprobsFollowOpenAisShapes) {
     float previous = 0;
     for (size_t k = 0; k < 3; ++k) {
       const float lp = entry["top_logprobs"][k]["logprob"];
-      if (k > 0) EXPECT_LE(lp, previous);
+      if (k > 0) {
+        EXPECT_LE(lp, previous);
+      }
       previous = lp;
       mass += std::exp(static_cast<double>(lp));
     }
