@@ -130,8 +130,10 @@ std::string PromptTooLong(size_t n_prompt, const RunSetup& setup) {
 }
 
 // One answer: streams text to stdout unless --json; stops on Ctrl-C.
+// `runner`, when given, is the chat's: its slot keeps the conversation's cells between turns.
 Result<engine::Generation> Answer(engine::Context* context, const RunSetup& setup,
-                                  const std::vector<engine::Token>& prompt, const RunFlags& flags) {
+                                  const std::vector<engine::Token>& prompt, const RunFlags& flags,
+                                  engine::Runner* runner = nullptr) {
   if (prompt.size() >= context->n_ctx_seq()) {
     return Status::InvalidArgument(PromptTooLong(prompt.size(), setup));
   }
@@ -149,6 +151,7 @@ Result<engine::Generation> Answer(engine::Context* context, const RunSetup& setu
     }
     return g_interrupted == 0;
   };
+  if (runner != nullptr) return engine::Generate(runner, prompt, SamplingFrom(flags), on_text);
   return engine::Generate(context, prompt, SamplingFrom(flags), on_text);
 }
 
@@ -209,6 +212,7 @@ Status RunOnce(engine::Context* context, const RunSetup& setup, const std::strin
 Status Chat(engine::Context* context, const RunSetup& setup, const RunFlags& flags) {
   engine::Model& model = context->model();
   std::vector<engine::ChatMessage> history;
+  engine::Runner runner(context);  // one for the chat: each turn decodes only what is new
   fmt::print(stderr, "Chat with {} (/bye or Ctrl-D to quit, Ctrl-C stops an answer)\n",
              model.path());
   while (true) {
@@ -225,7 +229,7 @@ Status Chat(engine::Context* context, const RunSetup& setup, const RunFlags& fla
     history.push_back({"user", line});
     SNUG_ASSIGN_OR_RETURN(engine::ChatPrompt chat, engine::ApplyChatTemplate(model, history));
     SNUG_ASSIGN_OR_RETURN(auto prompt, model.TokenizeChat(chat.text));
-    auto gen = Answer(context, setup, prompt, flags);
+    auto gen = Answer(context, setup, prompt, flags, &runner);
     if (!gen.ok()) {
       if (gen.status().code() == Code::kInvalidArgument) {
         // The conversation outgrew the context: say so and start over rather than truncate.

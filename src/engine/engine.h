@@ -279,18 +279,26 @@ class Runner {
   // Queues a sequence. InvalidArgument when the prompt is empty, seq_id is out of range
   // [0, n_seq_max) or in use, or the prompt does not fit the context ("prompt is 9120 tokens but
   // the context holds 8192; ..."). Unavailable when the KV cache has no room for it right now.
-  Status AddSequence(SeqId seq_id, std::vector<Token> prompt, SamplingParams params);
+  // The slot keeps the KV cells of its last request after it ends: a prompt that starts with
+  // the same tokens (the next turn of a chat) decodes only the rest; *reused (optional) says how
+  // many were skipped. Kept cells give way, least recently used first, when others need room.
+  // Not on a batch-invariant context with several slots (it would move where prompts are cut).
+  Status AddSequence(SeqId seq_id, std::vector<Token> prompt, SamplingParams params,
+                     size_t* reused = nullptr);
+  // How many leading tokens of `prompt` the slot still holds from its last request.
+  size_t CachedPrefixLength(SeqId seq_id, const std::vector<Token>& prompt) const;
   // Decodes one batch. Returns the first runtime error of this step (decode failure, non-finite
   // logits) or OK; every affected sequence also gets a kError event and is removed. Sequences
   // that finish (EOG, stop, max_tokens, context full) get their final event and are removed.
   Status Step(std::vector<StepEvent>* events);
-  // Ends a sequence early (client gone, Ctrl-C) and frees its KV cells. No event is produced.
+  // Ends a sequence early (client gone, Ctrl-C); its cells are kept for reuse as when it ends
+  // normally. No event is produced.
   void RemoveSequence(SeqId seq_id);
 
   bool HasWork() const;  // any sequence active
   size_t ActiveSequences() const;
   bool IsActive(SeqId seq_id) const;
-  uint32_t UsedCells() const;  // KV cells held by active sequences
+  uint32_t UsedCells() const;  // KV cells held by active sequences and kept prefixes
   uint32_t FreeCells() const;  // n_ctx - UsedCells()
   Context& context() const { return *context_; }
   // Called with every row of logits before it is sampled (tests compare runs bit for bit).
@@ -299,7 +307,17 @@ class Runner {
 
  private:
   struct Sequence;
+  struct CachedPrefix {
+    std::vector<Token> tokens;
+    uint64_t used_at = 0;
+  };
   void AddRow(Sequence& seq, Token token, bool want_logits);
+  // Removes a sequence; with keep_prefix its cells stay as the slot's cached prefix.
+  void EndSequence(SeqId seq_id, bool keep_prefix);
+  void DropPrefix(SeqId seq_id);
+  // Drops kept prefixes, least recently used first, until `cells` are free (or none is left).
+  void MakeRoom(uint32_t cells);
+  uint32_t CachedCells() const;  // cells of kept prefixes that other sequences could use
   void AddPromptChunk(Sequence& seq, size_t max_tokens);
   // Decodes the batch built so far, samples the sequences with logits in it and resets the batch.
   Status DecodeBatch(std::vector<StepEvent>* events);
@@ -308,6 +326,9 @@ class Runner {
   Context* context_;
   std::map<SeqId, std::unique_ptr<Sequence>> sequences_;
   uint64_t next_order_ = 0;
+  const bool keep_prefixes_;
+  std::map<SeqId, CachedPrefix> cached_;  // idle slots' kept cells
+  uint64_t clock_ = 0;
   LogitsObserver observer_;
   void* batch_ = nullptr;  // llama_batch*, sized n_batch
 };
@@ -321,6 +342,11 @@ struct Generation {
   int prompt_tokens = 0;
 };
 Result<Generation> Generate(Context* context, const std::vector<Token>& prompt,
+                            const SamplingParams& params,
+                            const std::function<bool(std::string_view)>& on_text = nullptr);
+// The same as sequence 0 of a Runner the caller keeps, so that the next call's prompt reuses the
+// cells this one leaves (the turns of an interactive chat).
+Result<Generation> Generate(Runner* runner, const std::vector<Token>& prompt,
                             const SamplingParams& params,
                             const std::function<bool(std::string_view)>& on_text = nullptr);
 

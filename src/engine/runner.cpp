@@ -118,7 +118,8 @@ struct Runner::Sequence {
   // Per step: tokens placed in the batch and the batch row whose logits belong to this sequence.
   int in_batch = 0;
   int logits_row = -1;
-  uint64_t order = 0;  // admission order: prompts are processed first come, first served
+  uint64_t order = 0;          // admission order: prompts are processed first come, first served
+  std::vector<Token> decoded;  // the tokens whose KV cells this sequence holds, in order
 
   Sequence(SeqId seq, std::vector<Token> tokens, SamplingParams p, llama_sampler* s)
       : id(seq), prompt(std::move(tokens)), params(std::move(p)), sampler(s), text(params.stop) {}
@@ -128,14 +129,20 @@ struct Runner::Sequence {
   }
 };
 
-Runner::Runner(Context* context) : context_(context) {
+Runner::Runner(Context* context)
+    : context_(context),
+      // Batch-invariant decoding cuts every prompt at the same places as a solo run; a reused
+      // prefix would move the cut.
+      keep_prefixes_(!(context->options().batch_invariant && context->n_seq_max() > 1)) {
   auto* batch = new llama_batch(llama_batch_init(static_cast<int32_t>(context->n_batch()), 0, 1));
   batch_ = batch;
 }
 
 Runner::~Runner() {
   while (!sequences_.empty())
-    RemoveSequence(sequences_.begin()->first);
+    EndSequence(sequences_.begin()->first, /*keep_prefix=*/false);
+  while (!cached_.empty())
+    DropPrefix(cached_.begin()->first);
   auto* batch = static_cast<llama_batch*>(batch_);
   llama_batch_free(*batch);
   delete batch;
@@ -152,10 +159,60 @@ bool Runner::IsActive(SeqId seq_id) const {
 }
 
 uint32_t Runner::UsedCells() const {
-  uint32_t used = 0;
+  uint32_t used = CachedCells();
   for (const auto& [id, seq] : sequences_)
     used += seq->ReservedCells();
   return used;
+}
+
+uint32_t Runner::CachedCells() const {
+  // With a KV stream per sequence a kept prefix takes nothing from the others.
+  if (!context_->options().kv_unified && context_->n_seq_max() > 1) return 0;
+  size_t cells = 0;
+  for (const auto& [id, prefix] : cached_)
+    cells += prefix.tokens.size();
+  return static_cast<uint32_t>(cells);
+}
+
+size_t Runner::CachedPrefixLength(SeqId seq_id, const std::vector<Token>& prompt) const {
+  auto it = cached_.find(seq_id);
+  if (it == cached_.end() || prompt.empty()) return 0;
+  const auto& tokens = it->second.tokens;
+  // At least the last prompt token is decoded again: its logits give the first new token.
+  const size_t limit = std::min(tokens.size(), prompt.size() - 1);
+  size_t n = 0;
+  while (n < limit && tokens[n] == prompt[n])
+    ++n;
+  return n;
+}
+
+void Runner::DropPrefix(SeqId seq_id) {
+  if (cached_.erase(seq_id) > 0) {
+    llama_memory_seq_rm(llama_get_memory(context_->raw()), seq_id, -1, -1);
+  }
+}
+
+void Runner::MakeRoom(uint32_t cells) {
+  while (FreeCells() < cells && CachedCells() > 0) {
+    auto oldest = cached_.begin();
+    for (auto it = cached_.begin(); it != cached_.end(); ++it) {
+      if (it->second.used_at < oldest->second.used_at) oldest = it;
+    }
+    DropPrefix(oldest->first);
+  }
+}
+
+void Runner::EndSequence(SeqId seq_id, bool keep_prefix) {
+  auto it = sequences_.find(seq_id);
+  if (it == sequences_.end()) return;
+  Sequence& seq = *it->second;
+  if (keep_prefix && keep_prefixes_ && !seq.decoded.empty()) {
+    // Its cells stay: the next request in this slot that starts the same way skips them.
+    cached_[seq_id] = CachedPrefix{std::move(seq.decoded), ++clock_};
+  } else {
+    llama_memory_seq_rm(llama_get_memory(context_->raw()), seq_id, -1, -1);
+  }
+  sequences_.erase(it);
 }
 
 uint32_t Runner::FreeCells() const {
@@ -164,7 +221,9 @@ uint32_t Runner::FreeCells() const {
   return used >= n_ctx ? 0 : n_ctx - used;
 }
 
-Status Runner::AddSequence(SeqId seq_id, std::vector<Token> prompt, SamplingParams params) {
+Status Runner::AddSequence(SeqId seq_id, std::vector<Token> prompt, SamplingParams params,
+                           size_t* reused) {
+  if (reused) *reused = 0;
   if (seq_id < 0 || static_cast<uint32_t>(seq_id) >= context_->n_seq_max()) {
     return Status::InvalidArgument(
         fmt::format("sequence id {} is outside [0, {})", seq_id, context_->n_seq_max()));
@@ -177,31 +236,42 @@ Status Runner::AddSequence(SeqId seq_id, std::vector<Token> prompt, SamplingPara
   if (prompt.size() >= context_->n_ctx_seq()) {
     return Status::InvalidArgument(PromptTooLongMessage(prompt.size(), context_->n_ctx_seq()));
   }
-  if (prompt.size() + 1 > FreeCells()) {
-    return Status::Unavailable(fmt::format(
-        "the KV cache has {} free cells but the prompt needs {}; retry when other requests end",
-        FreeCells(), prompt.size() + 1));
-  }
   const int n_vocab = context_->model().n_vocab();
   for (Token t : prompt) {
     if (t < 0 || t >= n_vocab) {
       return Status::InvalidArgument(fmt::format("token id {} is outside the vocabulary", t));
     }
   }
+  // What this slot kept from its last request and this prompt repeats (a chat's history) is not
+  // decoded again; the rest of the slot's cells go.
+  llama_memory_t memory = llama_get_memory(context_->raw());
+  size_t keep = CachedPrefixLength(seq_id, prompt);
+  if (cached_.erase(seq_id) > 0 && keep > 0 &&
+      !llama_memory_seq_rm(memory, seq_id, static_cast<llama_pos>(keep), -1)) {
+    keep = 0;  // this memory cannot drop a tail (e.g. recurrent state): start over
+  }
+  if (keep == 0) llama_memory_seq_rm(memory, seq_id, -1, -1);  // also cells of a past Runner
+  const uint32_t need = static_cast<uint32_t>(prompt.size() - keep) + 1;
+  MakeRoom(need);
+  if (need > FreeCells()) {
+    if (keep > 0) llama_memory_seq_rm(memory, seq_id, -1, -1);
+    return Status::Unavailable(fmt::format(
+        "the KV cache has {} free cells but the prompt needs {}; retry when other requests end",
+        FreeCells(), need));
+  }
   llama_sampler* sampler = MakeSampler(context_->model(), params);
-  // Clear any cells left by an earlier user of this id (e.g. a previous Runner).
-  llama_memory_seq_rm(llama_get_memory(context_->raw()), seq_id, -1, -1);
   auto seq = std::make_unique<Sequence>(seq_id, std::move(prompt), std::move(params), sampler);
   seq->order = next_order_++;
+  seq->prompt_fed = keep;
+  seq->n_past = static_cast<int>(keep);
+  seq->decoded.assign(seq->prompt.begin(), seq->prompt.begin() + static_cast<ptrdiff_t>(keep));
   sequences_[seq_id] = std::move(seq);
+  if (reused) *reused = keep;
   return Status::Ok();
 }
 
 void Runner::RemoveSequence(SeqId seq_id) {
-  auto it = sequences_.find(seq_id);
-  if (it == sequences_.end()) return;
-  llama_memory_seq_rm(llama_get_memory(context_->raw()), seq_id, -1, -1);
-  sequences_.erase(it);
+  EndSequence(seq_id, /*keep_prefix=*/true);
 }
 
 void Runner::AddRow(Sequence& seq, Token token, bool want_logits) {
@@ -251,7 +321,8 @@ Status Runner::Step(std::vector<StepEvent>* events) {
     ++used;
   }
   for (SeqId id : full)
-    RemoveSequence(id);
+    EndSequence(id, /*keep_prefix=*/true);
+  MakeRoom(static_cast<uint32_t>(batch.n_tokens));
 
   if (context_->batch_invariant()) {
     // A prompt chunk never shares a decode with other sequences and always starts at a multiple of
@@ -319,20 +390,24 @@ Status Runner::DecodeBatch(std::vector<StepEvent>* events) {
       finished.push_back(id);
     }
     for (SeqId id : finished)
-      RemoveSequence(id);
+      EndSequence(id, /*keep_prefix=*/false);
     if (!first_error.ok()) spdlog::debug("decode failed: {}", first_error.message());
     return first_error;
   }
 
   Status first_error;
+  std::vector<SeqId> failed;
   const Model& model = context_->model();
   const int n_vocab = model.n_vocab();
   for (auto& [id, seq] : sequences_) {
     if (seq->in_batch == 0) continue;
     seq->n_past += seq->in_batch;
     if (seq->pending >= 0) {
+      seq->decoded.push_back(seq->pending);
       seq->pending = -1;
     } else {
+      const auto from = seq->prompt.begin() + static_cast<ptrdiff_t>(seq->prompt_fed);
+      seq->decoded.insert(seq->decoded.end(), from, from + seq->in_batch);
       seq->prompt_fed += seq->in_batch;
     }
     seq->in_batch = 0;
@@ -353,7 +428,7 @@ Status Runner::DecodeBatch(std::vector<StepEvent>* events) {
           "computed invalid output, so the answer was stopped");
       if (first_error.ok()) first_error = error;
       events->push_back(FinishEvent(*seq, FinishReason::kError, "", error));
-      finished.push_back(id);
+      failed.push_back(id);
       continue;
     }
 
@@ -386,7 +461,9 @@ Status Runner::DecodeBatch(std::vector<StepEvent>* events) {
     events->push_back(std::move(ev));
   }
   for (SeqId id : finished)
-    RemoveSequence(id);
+    EndSequence(id, /*keep_prefix=*/true);
+  for (SeqId id : failed)
+    EndSequence(id, /*keep_prefix=*/false);
   batch.n_tokens = 0;
   return first_error;
 }
@@ -397,6 +474,13 @@ Result<Generation> Generate(Context* context, const std::vector<Token>& prompt,
                             const SamplingParams& params,
                             const std::function<bool(std::string_view)>& on_text) {
   Runner runner(context);
+  return Generate(&runner, prompt, params, on_text);
+}
+
+Result<Generation> Generate(Runner* runner_ptr, const std::vector<Token>& prompt,
+                            const SamplingParams& params,
+                            const std::function<bool(std::string_view)>& on_text) {
+  Runner& runner = *runner_ptr;
   SNUG_RETURN_IF_ERROR(runner.AddSequence(0, prompt, params));
   Generation gen;
   gen.prompt_tokens = static_cast<int>(prompt.size());

@@ -168,6 +168,7 @@ SchedulerStats ModelScheduler::Stats() const {
   s.kv_cells_total = n_ctx_;
   s.slots = n_slots_;
   s.prompt_tokens_total = prompt_tokens_total_;
+  s.prompt_tokens_reused_total = prompt_tokens_reused_total_;
   s.completion_tokens_total = completion_tokens_total_;
   s.rejected_total = rejected_total_;
   return s;
@@ -215,12 +216,21 @@ void ModelScheduler::ExpireQueuedLocked(Clock::time_point now) {
 void ModelScheduler::AdmitLocked() {
   while (!queue_.empty()) {
     auto job = queue_.front();
-    auto slot = std::find(running_.begin(), running_.end(), nullptr);
+    // The free slot that still holds the longest start of this prompt (a chat's earlier turns).
+    auto slot = running_.end();
+    size_t best = 0;
+    for (auto it = running_.begin(); it != running_.end(); ++it) {
+      if (*it != nullptr) continue;
+      const size_t held = runner_->CachedPrefixLength(
+          static_cast<engine::SeqId>(it - running_.begin()), job->prompt_);
+      if (slot == running_.end() || held > best) slot = it, best = held;
+    }
     if (slot == running_.end()) return;
     // Reserve the whole prompt + max_tokens so a running job can never run out of cells.
     if (reserved_cells_ + job->reserved_cells_ > n_ctx_) return;
     const auto seq = static_cast<engine::SeqId>(slot - running_.begin());
-    Status added = runner_->AddSequence(seq, job->prompt_, job->params_);
+    size_t reused = 0;
+    Status added = runner_->AddSequence(seq, job->prompt_, job->params_, &reused);
     if (added.code() == Code::kUnavailable) return;  // cells still held: retry after a Step
     queue_.pop_front();
     if (!added.ok()) {
@@ -231,6 +241,7 @@ void ModelScheduler::AdmitLocked() {
     *slot = job;
     reserved_cells_ += job->reserved_cells_;
     prompt_tokens_total_ += job->prompt_.size();
+    prompt_tokens_reused_total_ += reused;
     job->MarkRunning();
   }
 }

@@ -94,6 +94,7 @@ struct SchedulerStats {
   uint32_t kv_cells_total = 0;
   uint32_t slots = 0;
   uint64_t prompt_tokens_total = 0;
+  uint64_t prompt_tokens_reused_total = 0;  // found in a slot's kept cells, not decoded again
   uint64_t completion_tokens_total = 0;
   uint64_t rejected_total = 0;  // queue full or timed out
 };
@@ -153,6 +154,7 @@ class ModelScheduler {
   Status stop_reason_;
   std::chrono::steady_clock::time_point last_used_;
   uint64_t prompt_tokens_total_ = 0;
+  uint64_t prompt_tokens_reused_total_ = 0;
   uint64_t completion_tokens_total_ = 0;
   uint64_t rejected_total_ = 0;
   std::thread thread_;

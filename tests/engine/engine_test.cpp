@@ -266,7 +266,65 @@ TEST_F(EngineTest, BatchedSequencesMatchSoloRuns) {
   }
   EXPECT_EQ(got[0], solo_a->tokens);
   EXPECT_EQ(got[1], solo_b->tokens);
-  EXPECT_EQ(runner.UsedCells(), 0u);
+  // Each slot keeps its prompt and the 9 generated tokens that were decoded (not the last).
+  EXPECT_EQ(runner.UsedCells(), prompt_a.size() + 9 + prompt_b.size() + 9);
+}
+
+std::vector<Token> RunToEnd(Runner* runner) {
+  std::vector<Token> tokens;
+  std::vector<StepEvent> events;
+  while (runner->HasWork()) {
+    events.clear();
+    EXPECT_TRUE(runner->Step(&events).ok());
+    for (const auto& ev : events)
+      if (ev.token >= 0) tokens.push_back(ev.token);
+  }
+  return tokens;
+}
+
+TEST_F(EngineTest, NextChatTurnReusesTheSlotsCellsAndAnswersAsAFreshRun) {
+  auto context = NewContext(1024, 1);
+  Runner runner(context.get());
+  const auto first = Prompt("User: tell me about the sea\nAssistant:");
+  ASSERT_TRUE(runner.AddSequence(0, first, Greedy(8)).ok());
+  const auto answer = RunToEnd(&runner);
+  ASSERT_EQ(answer.size(), 8u);
+  // The next turn repeats the history: prompt, the answer, then new text.
+  std::vector<Token> next = first;
+  next.insert(next.end(), answer.begin(), answer.end());
+  auto more = model_->Tokenize("\nUser: and the sky?\nAssistant:", false, true);
+  ASSERT_TRUE(more.ok());
+  next.insert(next.end(), more->begin(), more->end());
+  EXPECT_EQ(runner.CachedPrefixLength(0, next), first.size() + 7);
+  size_t reused = 0;
+  ASSERT_TRUE(runner.AddSequence(0, next, Greedy(8), &reused).ok());
+  EXPECT_EQ(reused, first.size() + 7);  // the 8th answer token was sampled, never decoded
+  const auto continued = RunToEnd(&runner);
+  auto fresh_context = NewContext(1024, 1);
+  auto fresh = Generate(fresh_context.get(), next, Greedy(8));
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(continued, fresh->tokens);
+  // A prompt that differs from the start reuses nothing.
+  EXPECT_EQ(runner.CachedPrefixLength(0, Prompt("Something else entirely")), 1u);  // BOS only
+}
+
+TEST_F(EngineTest, KeptCellsGiveWayWhenAnotherSequenceNeedsThem) {
+  auto context = NewContext(512, 2);
+  Runner runner(context.get());
+  std::string text;
+  for (int i = 0; i < 150; ++i)
+    text += " a";
+  const auto big = Prompt(text);
+  ASSERT_TRUE(runner.AddSequence(0, big, Greedy(4)).ok());
+  RunToEnd(&runner);
+  EXPECT_GT(runner.CachedPrefixLength(0, big), 100u);
+  // Slot 1 needs more than the cells slot 0 left free: slot 0's kept cells go.
+  std::string longer;
+  for (int i = 0; i < 380; ++i)  // 381 cells: more than the 512 - 154 left
+    longer += " b";
+  ASSERT_TRUE(runner.AddSequence(1, Prompt(longer), Greedy(4)).ok());
+  EXPECT_EQ(runner.CachedPrefixLength(0, big), 0u);
+  EXPECT_EQ(RunToEnd(&runner).size(), 4u);
 }
 
 TEST_F(EngineTest, RunnerValidatesSequences) {

@@ -523,6 +523,42 @@ TEST(ServeAloneTest, DisconnectDuringANonStreamedRequestFreesTheSlot) {
   EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 
+// The next turn of a chat finds the earlier turns in its slot's kept KV cells and decodes only
+// the new part; the answer is the one a server without that history gives.
+TEST(ServeAloneTest, NextChatTurnReusesTheEarlierTurnsCells) {
+  ServeProcess server;
+  ASSERT_TRUE(server.Start({TinyModel(), "--ctx", "1024", "--parallel", "2", "--threads", "2"}))
+      << server.Stderr();
+  json turn = {{"model", "tiny"},
+               {"messages", {{{"role", "user"}, {"content", "Tell me about the sea"}}}},
+               {"max_tokens", 8},
+               {"temperature", 0}};
+  auto first = Post(server.port(), "/v1/chat/completions", turn.dump());
+  ASSERT_EQ(first.status, 200) << first.body;
+  const json first_body = ParseBody(first);
+  const int first_prompt = first_body["usage"]["prompt_tokens"];
+  turn["messages"].push_back(first_body["choices"][0]["message"]);
+  turn["messages"].push_back({{"role", "user"}, {"content", "And the sky?"}});
+  const double reused_before =
+      Metric(server.port(), "snug_model_prompt_tokens_reused_total{model=\"tiny\"}");
+  auto second = Post(server.port(), "/v1/chat/completions", turn.dump());
+  ASSERT_EQ(second.status, 200) << second.body;
+  const double reused =
+      Metric(server.port(), "snug_model_prompt_tokens_reused_total{model=\"tiny\"}") -
+      reused_before;
+  EXPECT_GE(reused, first_prompt) << "the first turn's prompt was decoded again";
+  const std::string answer = ParseBody(second)["choices"][0]["message"]["content"];
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
+
+  ServeProcess fresh;
+  ASSERT_TRUE(fresh.Start({TinyModel(), "--ctx", "1024", "--parallel", "2", "--threads", "2"}));
+  auto again = Post(fresh.port(), "/v1/chat/completions", turn.dump());
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(ParseBody(again)["choices"][0]["message"]["content"], answer);
+  EXPECT_EQ(Metric(fresh.port(), "snug_model_prompt_tokens_reused_total{model=\"tiny\"}"), 0);
+  EXPECT_EQ(fresh.Stop(SIGTERM), 0);
+}
+
 TEST(ServeAloneTest, QueueOverflowIs503WithRetryAfter) {
   ServeProcess server;
   ASSERT_TRUE(server.Start(
