@@ -71,11 +71,31 @@ TokenLogprobs LogprobsOf(const float* logits, int n_vocab, Token token, int top)
   return out;
 }
 
-bool AllFinite(const float* values, int n) {
+// One pass over a row of logits: whether all are finite, and the first largest one's index (what
+// llama.cpp's greedy sampler picks). -1 when some value is not finite.
+Token FiniteArgmax(const float* values, int n) {
+  Token best = 0;
   for (int i = 0; i < n; ++i) {
-    if (!std::isfinite(values[i])) return false;
+    if (!std::isfinite(values[i])) return -1;
+    if (values[i] > values[best]) best = i;
   }
-  return true;
+  return best;
+}
+
+// Plain greedy (no penalties): the argmax needs no sampler chain, which would copy the whole
+// vocabulary into a candidate array for every token.
+bool PlainGreedy(const SamplingParams& p) {
+  return p.temperature <= 0.0f && (p.repeat_penalty == 1.0f || p.repeat_last_n == 0);
+}
+
+// The greedy pick when end-of-generation tokens are banned (ignore_eos): the largest other one.
+Token ArgmaxExcept(const float* values, int n, const Model& model) {
+  Token best = -1;
+  for (int i = 0; i < n; ++i) {
+    if (model.IsEndOfGeneration(i)) continue;
+    if (best < 0 || values[i] > values[best]) best = i;
+  }
+  return best;
 }
 
 std::string DecodeFailureMessage(int code) {
@@ -420,7 +440,8 @@ Status Runner::DecodeBatch(std::vector<StepEvent>* events) {
       for (int i = 0; i < n_vocab; ++i)
         logits[i] = std::nanf("");
     }
-    if (logits == nullptr || !AllFinite(logits, n_vocab)) {
+    const Token argmax = logits == nullptr ? -1 : FiniteArgmax(logits, n_vocab);
+    if (argmax < 0) {
       // Never sample from these: a backend that ran out of memory (Metal, CUDA) or broke
       // produces NaN/Inf rows, and sampling them yields garbage text.
       Status error = Status::Runtime(
@@ -433,7 +454,14 @@ Status Runner::DecodeBatch(std::vector<StepEvent>* events) {
     }
 
     if (observer_) observer_(id, logits, n_vocab);
-    const Token token = llama_sampler_sample(seq->sampler, context_->raw(), row);
+    Token token = -1;
+    if (PlainGreedy(seq->params)) {
+      token = seq->params.ignore_eos && model.IsEndOfGeneration(argmax)
+                  ? ArgmaxExcept(logits, n_vocab, model)
+                  : argmax;
+    } else {
+      token = llama_sampler_sample(seq->sampler, context_->raw(), row);
+    }
     ++seq->generated;
     StepEvent ev;
     ev.seq_id = id;
