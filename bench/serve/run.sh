@@ -3,7 +3,7 @@
 # greedy streams, same model, threads and context, run side by side (alternating) in one run.
 # Usage: bench/serve/run.sh [BUILD_DIR]. Writes bench/results/serve-speed.md.
 # Knobs (env): PRESET (default qwen2.5-0.5b-q8_0), THREADS (nproc), CTX (per slot, 1024),
-# TOKENS (128 per request), REPEATS (3).
+# TOKENS (128 per request), REPEATS (7): rounds vary by about 5% on a small shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build="${1:-build}"
@@ -13,8 +13,8 @@ llama_server="$root/build/bin/llama-server"
 preset="${PRESET:-qwen2.5-0.5b-q8_0}"
 threads="${THREADS:-$(nproc)}"
 ctx="${CTX:-1024}"
-tokens="${TOKENS:-64}"
-repeats="${REPEATS:-3}"
+tokens="${TOKENS:-128}"
+repeats="${REPEATS:-7}"
 slots=4
 work="$(mktemp -d /tmp/snug-bench-serve-XXXXXX)"
 pids=()
