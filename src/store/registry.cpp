@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <chrono>
 #include <functional>
+#include <thread>
 
 namespace snug::store {
 namespace {
@@ -95,6 +97,9 @@ const char* kSchemaV2 =
     "INSERT OR IGNORE INTO model_files (name, idx, sha256, filename, size)"
     "  SELECT name, 0, sha256, 'model.gguf', size FROM models;";
 
+// How long a snug process waits for another one holding the registry (a pull beside a serve).
+constexpr std::chrono::milliseconds kBusyTimeout{15000};
+
 }  // namespace
 
 Result<std::unique_ptr<Registry>> Registry::Open(const std::string& path) {
@@ -108,9 +113,21 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::string& path) {
     return Status::IoError(fmt::format("cannot open the model registry {}: {}", path, message));
   }
   std::unique_ptr<Registry> registry(new Registry(db));
-  // Other snug processes (a pull beside a serve) hold the lock briefly; wait rather than fail.
-  sqlite3_busy_timeout(db, 15000);
-  Status status = registry->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+  sqlite3_busy_timeout(db, static_cast<int>(kBusyTimeout.count()));
+  // Switching a new database to WAL needs an exclusive lock, and SQLite returns SQLITE_BUSY for
+  // it without calling the busy handler (two first pulls at once): retry until the same timeout.
+  const auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
+  while (true) {
+    const int wal = sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+    if (wal == SQLITE_OK) break;
+    if ((wal != SQLITE_BUSY && wal != SQLITE_LOCKED) ||
+        std::chrono::steady_clock::now() >= deadline) {
+      return Status::IoError(
+          fmt::format("opening {}: model registry error: {}", path, sqlite3_errmsg(db)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Status status = registry->Exec("PRAGMA synchronous=NORMAL;");
   if (!status.ok()) return status.WithContext(fmt::format("opening {}", path));
   status = registry->Migrate();
   if (!status.ok()) return status.WithContext(fmt::format("opening {}", path));

@@ -161,6 +161,48 @@ TEST(Registry, ConcurrentWritersFromSeveralProcesses) {
   EXPECT_EQ((*registry)->List()->size(), static_cast<size_t>(kProcesses * (kWrites - kWrites / 5)));
 }
 
+// Processes that open a registry no one has created yet, all at once (two first pulls): each
+// open succeeds. Creating the file and switching it to WAL take locks SQLite's busy timeout does
+// not wait for.
+TEST(Registry, ConcurrentFirstOpensAllSucceed) {
+  test::TempDir dir;
+  constexpr int kProcesses = 6;
+  for (int round = 0; round < 10; ++round) {
+    const std::string path = dir / ("fresh-" + std::to_string(round) + ".db");
+    int go[2];
+    ASSERT_EQ(pipe(go), 0);
+    std::vector<pid_t> children;
+    for (int p = 0; p < kProcesses; ++p) {
+      pid_t pid = fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        close(go[1]);
+        char byte;
+        if (read(go[0], &byte, 1) != 1) _exit(9);  // start together
+        auto registry = Registry::Open(path);
+        if (!registry.ok()) _exit(10);
+        std::string name = "p" + std::to_string(p);
+        if (!(*registry)->Put(Record(name, Sha256OfString(name))).ok()) _exit(11);
+        _exit(0);
+      }
+      children.push_back(pid);
+    }
+    close(go[0]);
+    const std::string start(kProcesses, 'x');
+    ASSERT_EQ(write(go[1], start.data(), start.size()), static_cast<ssize_t>(start.size()));
+    close(go[1]);
+    for (pid_t pid : children) {
+      int status = 0;
+      waitpid(pid, &status, 0);
+      ASSERT_TRUE(WIFEXITED(status));
+      EXPECT_EQ(WEXITSTATUS(status), 0) << "round " << round;
+    }
+    auto registry = Registry::Open(path);
+    ASSERT_TRUE(registry.ok());
+    EXPECT_EQ((*registry)->List()->size(), static_cast<size_t>(kProcesses));
+  }
+}
+
 TEST(Sha256, KnownVectors) {
   EXPECT_EQ(Sha256OfString(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(Sha256OfString("abc"),
