@@ -270,6 +270,15 @@ Status Runner::AddSequence(SeqId seq_id, std::vector<Token> prompt, SamplingPara
       !llama_memory_seq_rm(memory, seq_id, static_cast<llama_pos>(keep), -1)) {
     keep = 0;  // this memory cannot drop a tail (e.g. recurrent state): start over
   }
+  const int32_t n_swa = llama_model_n_swa(context_->model().raw());
+  if (keep > 0 && n_swa > 0) {
+    // Sliding-window layers keep only the last window of the old request: the first new token
+    // needs the n_swa positions before it.
+    const llama_pos oldest = llama_memory_seq_pos_min(memory, seq_id);
+    if (oldest < 0 || oldest > std::max<llama_pos>(0, static_cast<llama_pos>(keep) - n_swa)) {
+      keep = 0;
+    }
+  }
   if (keep == 0) llama_memory_seq_rm(memory, seq_id, -1, -1);  // also cells of a past Runner
   const uint32_t need = static_cast<uint32_t>(prompt.size() - keep) + 1;
   MakeRoom(need);

@@ -308,6 +308,60 @@ TEST_F(EngineTest, NextChatTurnReusesTheSlotsCellsAndAnswersAsAFreshRun) {
   EXPECT_EQ(runner.CachedPrefixLength(0, Prompt("Something else entirely")), 1u);  // BOS only
 }
 
+// A sliding-window model forgets all but the last window of a long request: a next prompt that
+// shares only an early part of it must be decoded afresh, not continued from cells that are gone.
+TEST_F(EngineTest, SlidingWindowCellsAreReusedOnlyWhenTheWindowIsStillThere) {
+  auto gemma = synth::FindPreset("gemma-3-1b-q8_0");
+  ASSERT_TRUE(gemma.ok()) << gemma.status().ToString();
+  synth::Preset shape = *gemma;  // Gemma 3's layout (window 32, 1 global : 1 local), small
+  shape.n_layer = 2, shape.n_embd = 128, shape.n_head = 2, shape.n_head_kv = 1;
+  shape.head_dim = 64, shape.n_ff = 256, shape.n_swa = 32, shape.swa_pattern = 2;
+  synth::WriteOptions options;
+  options.weights = synth::WriteOptions::Weights::kRandom;
+  const std::string path = *dir_ + "/swa.gguf";
+  ASSERT_TRUE(synth::WriteModel(shape, path, options).ok());
+  auto model = Model::Load({path});
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ContextOptions context_options;
+  context_options.n_ctx = 1024;
+  context_options.n_batch = context_options.n_ubatch = 64;
+  context_options.n_threads = 2;
+  auto context = Context::Create(model->get(), context_options);
+  ASSERT_TRUE(context.ok()) << context.status().ToString();
+
+  std::string text;
+  for (int i = 0; i < 300; ++i)
+    text += " w" + std::to_string(i % 53);
+  auto long_prompt = (*model)->Tokenize(text, true, false);
+  ASSERT_TRUE(long_prompt.ok());
+  ASSERT_GT(long_prompt->size(), 200u);  // far beyond the window plus a batch
+  Runner runner(context->get());
+  ASSERT_TRUE(runner.AddSequence(0, *long_prompt, Greedy(4)).ok());
+  RunToEnd(&runner);
+  // Shares the first 50 tokens, whose window cells are long gone.
+  std::vector<Token> next(long_prompt->begin(), long_prompt->begin() + 50);
+  auto tail = (*model)->Tokenize(" and now something else", false, false);
+  next.insert(next.end(), tail->begin(), tail->end());
+  EXPECT_EQ(runner.CachedPrefixLength(0, next), 50u);
+  size_t reused = 1;
+  ASSERT_TRUE(runner.AddSequence(0, next, Greedy(6), &reused).ok());
+  EXPECT_EQ(reused, 0u);
+  const auto answer = RunToEnd(&runner);
+  auto fresh_context = Context::Create(model->get(), context_options);
+  ASSERT_TRUE(fresh_context.ok());
+  auto fresh = Generate(fresh_context->get(), next, Greedy(6));
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(answer, fresh->tokens);
+
+  // Continuing right where it ended (the window is all there) reuses everything.
+  std::vector<Token> again = next;
+  again.insert(again.end(), answer.begin(), answer.end() - 1);
+  again.push_back(answer.back());
+  ASSERT_TRUE(runner.AddSequence(0, again, Greedy(2), &reused).ok());
+  EXPECT_EQ(reused, next.size() + answer.size() - 1);
+  RunToEnd(&runner);
+}
+
 TEST_F(EngineTest, KeptCellsGiveWayWhenAnotherSequenceNeedsThem) {
   auto context = NewContext(512, 2);
   Runner runner(context.get());
