@@ -214,28 +214,37 @@ std::string MemoryBreakdown::ToString() const {
   return out;
 }
 
-Result<MemoryBreakdown> DryRun(const ModelOptions& model_options,
-                               const ContextOptions& context_options) {
+namespace {
+
+// llama.cpp's no-alloc dry run of a context with these parameters (as common/fit.cpp does:
+// nothing is read, mapped or allocated).
+Result<MemoryBreakdown> DryRunWith(const ModelOptions& model_options,
+                                   const llama_context_params& cparams) {
   InitBackend();
   SNUG_RETURN_IF_ERROR(CheckModelFile(model_options.path));
-  SNUG_ASSIGN_OR_RETURN(llama_context_params cparams, ToContextParams(context_options));
   llama_model_params mparams = ToModelParams(model_options);
   mparams.no_alloc = true;
-  mparams.load_mode = LLAMA_LOAD_MODE_NONE;  // as common/fit.cpp: nothing is read or mapped
-  llama_model* model = llama_model_load_from_file(model_options.path.c_str(), mparams);
+  mparams.load_mode = LLAMA_LOAD_MODE_NONE;
+  std::unique_ptr<llama_model, decltype(&llama_model_free)> model(
+      llama_model_load_from_file(model_options.path.c_str(), mparams), &llama_model_free);
   if (model == nullptr) {
     return Status::Corrupt(WithLlamaReason("llama.cpp could not read " + model_options.path));
   }
-  llama_context* ctx = llama_init_from_model(model, cparams);
+  std::unique_ptr<llama_context, decltype(&llama_free)> ctx(
+      llama_init_from_model(model.get(), cparams), &llama_free);
   if (ctx == nullptr) {
-    llama_model_free(model);
     return Status::Runtime(
         WithLlamaReason("llama.cpp could not plan a context for " + model_options.path));
   }
-  MemoryBreakdown breakdown = BreakdownOf(ctx);
-  llama_free(ctx);
-  llama_model_free(model);
-  return breakdown;
+  return BreakdownOf(ctx.get());
+}
+
+}  // namespace
+
+Result<MemoryBreakdown> DryRun(const ModelOptions& model_options,
+                               const ContextOptions& context_options) {
+  SNUG_ASSIGN_OR_RETURN(llama_context_params cparams, ToContextParams(context_options));
+  return DryRunWith(model_options, cparams);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,22 +513,9 @@ Result<uint64_t> EmbedContextBytes(const Model& model, size_t longest) {
   // llama.cpp's own no-alloc dry run of that context, everything counted on the host.
   ModelOptions model_options;
   model_options.path = model.path();
-  llama_model_params mparams = ToModelParams(model_options);
-  mparams.no_alloc = true;
-  mparams.load_mode = LLAMA_LOAD_MODE_NONE;
-  std::unique_ptr<llama_model, decltype(&llama_model_free)> dry_model(
-      llama_model_load_from_file(model.path().c_str(), mparams), &llama_model_free);
-  if (dry_model == nullptr) {
-    return Status::Corrupt(WithLlamaReason("llama.cpp could not read " + model.path()));
-  }
-  std::unique_ptr<llama_context, decltype(&llama_free)> ctx(
-      llama_init_from_model(dry_model.get(), params), &llama_free);
-  if (ctx == nullptr) {
-    return Status::Runtime(WithLlamaReason(
-        fmt::format("llama.cpp could not plan an embedding context of {} tokens", params.n_ctx)));
-  }
+  SNUG_ASSIGN_OR_RETURN(MemoryBreakdown dry, DryRunWith(model_options, params));
   uint64_t bytes = 0;
-  for (const MemoryPart& part : BreakdownOf(ctx.get()).parts)
+  for (const MemoryPart& part : dry.parts)
     bytes += part.context_bytes + part.compute_bytes;
   // Plus the pooled output, one vector per sequence.
   bytes += static_cast<uint64_t>(model.n_embd()) * sizeof(float);

@@ -117,9 +117,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   }
   SNUG_ASSIGN_OR_RETURN(std::string path, ResolvePath(name));
   if (!options_.planner) return Status::Internal("the server has no planner");
-  PoolBudget now{options_.budget_bytes, options_.budget_source};
-  if (options_.budget_probe) now = options_.budget_probe();
-  budget_bytes_.store(now.host_bytes);
+  const PoolBudget now = CurrentBudget();
   SNUG_ASSIGN_OR_RETURN(ModelPlan plan, options_.planner(path, PlanOverrides{}));
 
   // Make room: evict idle models, least recently used first, only if that frees enough.
@@ -127,9 +125,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   uint64_t free_after = 0;
   {
     std::lock_guard lock(mu_);
-    uint64_t planned = reserved_;
-    for (const auto& [_, e] : loaded_)
-      planned += e->plan.peak_host_bytes;
+    const uint64_t planned = TakenLocked();
     const uint64_t budget = now.host_bytes;
     uint64_t free_now = budget > planned ? budget - planned : 0;
     if (plan.peak_host_bytes > free_now) {
@@ -300,13 +296,9 @@ ModelPool::Reservation::~Reservation() {
 }
 
 Result<ModelPool::Reservation> ModelPool::Reserve(uint64_t bytes, const std::string& what) {
-  PoolBudget now{options_.budget_bytes, options_.budget_source};
-  if (options_.budget_probe) now = options_.budget_probe();
-  budget_bytes_.store(now.host_bytes);
+  const PoolBudget now = CurrentBudget();
   std::lock_guard lock(mu_);
-  uint64_t taken = reserved_;
-  for (const auto& [_, e] : loaded_)
-    taken += e->plan.peak_host_bytes;
+  const uint64_t taken = TakenLocked();
   const uint64_t free = now.host_bytes > taken ? now.host_bytes - taken : 0;
   if (bytes > free) {
     return Status::DoesNotFit(fmt::format(
@@ -316,6 +308,20 @@ Result<ModelPool::Reservation> ModelPool::Reserve(uint64_t bytes, const std::str
   }
   reserved_ += bytes;
   return Reservation(this, bytes);
+}
+
+PoolBudget ModelPool::CurrentBudget() {
+  PoolBudget now{options_.budget_bytes, options_.budget_source};
+  if (options_.budget_probe) now = options_.budget_probe();
+  budget_bytes_.store(now.host_bytes);
+  return now;
+}
+
+uint64_t ModelPool::TakenLocked() const {
+  uint64_t taken = reserved_;
+  for (const auto& [_, e] : loaded_)
+    taken += e->plan.peak_host_bytes;
+  return taken;
 }
 
 uint64_t ModelPool::PlannedBytes() const {

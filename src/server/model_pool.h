@@ -152,6 +152,8 @@ class ModelPool {
  private:
   Result<std::string> ResolvePath(const std::string& name) const;
   Result<std::shared_ptr<Entry>> LoadLocked(const std::string& name, bool lease);
+  PoolBudget CurrentBudget();    // the probe's figure (or the start-up one), remembered
+  uint64_t TakenLocked() const;  // planned peaks of loaded models plus reservations; mu_ held
   void ReapLoop();
 
   const PoolOptions options_;

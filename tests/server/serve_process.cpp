@@ -17,6 +17,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "../support/memory_cgroup.h"
+
 namespace snug::testing {
 namespace {
 
@@ -86,17 +88,7 @@ bool ServeProcess::Start(const std::vector<std::string>& args, int timeout_secon
   if (pipe(out) != 0) return false;
   pid_ = fork();
   if (pid_ == 0) {
-    if (!cgroup_procs_.empty()) {  // system calls only in the child of a threaded process
-      const int fd = open(cgroup_procs_.c_str(), O_WRONLY);
-      char digits[24], text[24];
-      int n = 0;
-      for (pid_t self = getpid(); self > 0; self /= 10)
-        digits[n++] = static_cast<char>('0' + self % 10);
-      for (int i = 0; i < n; ++i)
-        text[i] = digits[n - 1 - i];
-      if (fd < 0 || write(fd, text, n) != n) _exit(126);
-      close(fd);
-    }
+    if (!cgroup_procs_.empty() && !JoinCgroupInChild(cgroup_procs_.c_str())) _exit(126);
     dup2(out[1], STDOUT_FILENO);
     int err = open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (err >= 0) dup2(err, STDERR_FILENO);

@@ -96,22 +96,26 @@ uint64_t MemoryCgroup::UsageBytes() const {
   return text.empty() ? 0 : std::stoull(text);
 }
 
+bool JoinCgroupInChild(const char* procs_file) {
+  const int fd = open(procs_file, O_WRONLY);
+  if (fd < 0) return false;
+  char digits[24], text[24];
+  int n = 0;
+  for (pid_t self = getpid(); self > 0; self /= 10)
+    digits[n++] = static_cast<char>('0' + self % 10);
+  for (int i = 0; i < n; ++i)
+    text[i] = digits[n - 1 - i];
+  const bool written = write(fd, text, n) == n;
+  close(fd);
+  return written;
+}
+
 pid_t StartMemoryHog(const MemoryCgroup& cgroup, uint64_t bytes) {
   const std::string procs = cgroup.procs_file();
   const pid_t pid = fork();
   if (pid != 0) return pid;
   // The child of a threaded test process: system calls only until it is killed.
-  const int fd = open(procs.c_str(), O_WRONLY);
-  if (fd < 0) _exit(1);
-  char digits[24];
-  int n = 0;
-  for (pid_t self = getpid(); self > 0; self /= 10)
-    digits[n++] = static_cast<char>('0' + self % 10);
-  char text[24];
-  for (int i = 0; i < n; ++i)
-    text[i] = digits[n - 1 - i];
-  if (write(fd, text, n) != n) _exit(1);
-  close(fd);
+  if (!JoinCgroupInChild(procs.c_str())) _exit(1);
   void* memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) _exit(1);
   for (uint64_t i = 0; i < bytes; i += 4096)

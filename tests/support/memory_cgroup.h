@@ -30,6 +30,10 @@ class MemoryCgroup {
   bool v2_ = false;
 };
 
+// Moves the calling process into the cgroup whose cgroup.procs file this is. System calls only,
+// so a child forked from a threaded test may call it before exec.
+bool JoinCgroupInChild(const char* procs_file);
+
 // A process in `cgroup` holding `bytes` of touched anonymous memory until killed: another
 // program's memory, as far as a process in the same cgroup can tell. -1 when fork fails.
 pid_t StartMemoryHog(const MemoryCgroup& cgroup, uint64_t bytes);
