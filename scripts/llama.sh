@@ -23,7 +23,14 @@ log() { echo "snug/llama.cpp: $*" >&2; }
 # The key covers everything that changes the binaries: version, options, and the CPU the native
 # build was tuned for (GGML_NATIVE), so a cache copied to another machine is not reused blindly.
 cpu_sig=$( (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m) | sha256sum | cut -c1-8)
-opt_sig=$(printf '%s' "$extra_args" | sha256sum | cut -c1-8)
+# ggml's AMX matmul (compiled in by -march=native on CPUs that report AMX) crashes with SIGSEGV on
+# these virtual machines, in llama.cpp's own llama-completion too (--no-repack avoids it): build
+# without it. Explicit -mno-* flags win over what -march=native implies.
+cpu_flags=""
+if grep -qm1 '^flags.*amx_int8' /proc/cpuinfo 2>/dev/null; then
+  cpu_flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+fi
+opt_sig=$(printf '%s|%s' "$extra_args" "$cpu_flags" | sha256sum | cut -c1-8)
 root="$cache/llama.cpp/${LLAMA_TAG}-${opt_sig}-${cpu_sig}"
 mkdir -p "$root"
 
@@ -66,7 +73,8 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     -DBUILD_SHARED_LIBS=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF \
     -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_COMMON=ON \
-    -DLLAMA_OPENSSL=ON $extra_args >"$root/configure.log" 2>&1 || {
+    -DLLAMA_OPENSSL=ON -DCMAKE_C_FLAGS="$cpu_flags" -DCMAKE_CXX_FLAGS="$cpu_flags" \
+    $extra_args >"$root/configure.log" 2>&1 || {
       log "configure failed, see $root/configure.log"; rm -f "$build/CMakeCache.txt"; exit 1; }
 fi
 
