@@ -25,3 +25,10 @@ set(CMAKE_INSTALL_RPATH ${SNUG_LLAMA_LIBDIR})
 execute_process(COMMAND git -C ${SNUG_LLAMA_SRC} rev-parse --short=12 HEAD
   OUTPUT_VARIABLE SNUG_LLAMA_COMMIT OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
 set(SNUG_LLAMA_VERSION "v0.4.0")
+
+# llama.cpp's `common` library (Jinja chat templates, tool-call grammars and output parsers,
+# json-schema-to-grammar): engine/ only, like libllama.
+find_library(SNUG_LIBLLAMA_COMMON NAMES llama-common PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/common NO_DEFAULT_PATH REQUIRED)
+add_library(snug_llama_common INTERFACE)
+target_include_directories(snug_llama_common SYSTEM INTERFACE ${SNUG_LLAMA_SRC}/common ${SNUG_LLAMA_SRC}/vendor)
+target_link_libraries(snug_llama_common INTERFACE ${SNUG_LIBLLAMA_COMMON} snug_llama)

@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "cli/model_source.h"
 #include "core/log.h"
 #include "core/size.h"
+#include "engine/chat.h"
 #include "engine/engine.h"
 #include "hw/detect.h"
 #include "plan/fit.h"
@@ -42,6 +45,9 @@ struct RunFlags {
   bool token_ids = false;   // add "token_ids" to the --json line (tests compare with llama.cpp)
   bool raw = false;         // no chat template: the prompt is tokenized as is
   bool ignore_eos = false;  // benchmarks: always generate -n tokens
+  std::string chat_template_file;  // replaces the GGUF's template
+  std::string json_schema_file;    // the answer must be JSON valid against this schema
+  std::string json_schema;         // its text, read once
 };
 
 // Everything decided before loading: what to load, with which settings, against which budget.
@@ -53,7 +59,8 @@ struct RunSetup {
   uint32_t max_ctx = 0;  // largest context that fits (for messages); 0 = unknown
 };
 
-Result<RunSetup> PlanRun(const std::string& model, const FitFlags& fit, int threads) {
+Result<RunSetup> PlanRun(const std::string& model, const FitFlags& fit, int threads,
+                         const std::string& chat_template) {
   SNUG_ASSIGN_OR_RETURN(plan::Request request,
                         plan::ParseRequest(fit.ctx, fit.kv_type, fit.ngl, fit.parallel));
   SNUG_ASSIGN_OR_RETURN(hw::BudgetOptions budget_options,
@@ -75,6 +82,7 @@ Result<RunSetup> PlanRun(const std::string& model, const FitFlags& fit, int thre
   const plan::Settings& s = p.settings;
   RunSetup setup;
   setup.model.path = source.location;
+  setup.model.chat_template = chat_template;
   setup.model.n_gpu_layers = s.NGpuLayers();
   setup.context.n_ctx = s.LlamaNCtx();
   setup.context.kv_type = plan::KvTypeName(s.kv_type);
@@ -108,8 +116,13 @@ void OnSigint(int) {
   g_interrupted = 1;
 }
 
-engine::SamplingParams SamplingFrom(const RunFlags& f) {
+engine::SamplingParams SamplingFrom(const RunFlags& f, const engine::RenderedChat* chat = nullptr) {
   engine::SamplingParams p;
+  if (chat != nullptr) {
+    p.grammar = chat->grammar;
+    p.stop = chat->stops;
+    p.kept_special_tokens = chat->preserved_tokens;
+  }
   p.temperature = f.temperature;
   p.top_k = f.top_k;
   p.top_p = f.top_p;
@@ -129,10 +142,27 @@ std::string PromptTooLong(size_t n_prompt, const RunSetup& setup) {
   return message;
 }
 
+// Prints what the chat reader found in the answer so far: reasoning dimmed on a terminal (and
+// left out elsewhere: stdout carries the answer), content as it is.
+void PrintDeltas(const std::vector<engine::ChatDelta>& deltas, bool json) {
+  static const bool tty = isatty(STDOUT_FILENO);
+  for (const auto& d : deltas) {
+    if (json) continue;
+    if (!d.reasoning_content.empty() && tty) {
+      std::fprintf(stdout, "\033[2m%s\033[0m", d.reasoning_content.c_str());
+    }
+    if (!d.content.empty()) std::fwrite(d.content.data(), 1, d.content.size(), stdout);
+  }
+  std::fflush(stdout);
+}
+
 // One answer: streams text to stdout unless --json; stops on Ctrl-C.
 // `runner`, when given, is the chat's: its slot keeps the conversation's cells between turns.
+// The rendered chat (null with --raw) supplies the grammar and stops and reads reasoning back.
 Result<engine::Generation> Answer(engine::Context* context, const RunSetup& setup,
                                   const std::vector<engine::Token>& prompt, const RunFlags& flags,
+                                  const engine::RenderedChat* chat,
+                                  engine::ChatReader* reader = nullptr,
                                   engine::Runner* runner = nullptr) {
   if (prompt.size() >= context->n_ctx_seq()) {
     return Status::InvalidArgument(PromptTooLong(prompt.size(), setup));
@@ -145,14 +175,27 @@ Result<engine::Generation> Answer(engine::Context* context, const RunSetup& setu
     if (pieces++ == 0) g_first_piece = now;
     g_last_piece = now;
     g_pieces = pieces;
-    if (!flags.json) {
+    if (reader != nullptr) {
+      PrintDeltas(reader->Append(std::string(text), false), flags.json);
+    } else if (!flags.json) {
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
     }
     return g_interrupted == 0;
   };
-  if (runner != nullptr) return engine::Generate(runner, prompt, SamplingFrom(flags), on_text);
-  return engine::Generate(context, prompt, SamplingFrom(flags), on_text);
+  const engine::SamplingParams sampling = SamplingFrom(flags, chat);
+  auto gen = runner != nullptr ? engine::Generate(runner, prompt, sampling, on_text)
+                               : engine::Generate(context, prompt, sampling, on_text);
+  if (gen.ok() && reader != nullptr) PrintDeltas(reader->Append("", true), flags.json);
+  return gen;
+}
+
+// The chat request for `history`: --json-schema's constraint, thinking left to the template.
+engine::ChatInput ChatInputFor(std::vector<engine::ChatMessage> history, const RunFlags& flags) {
+  engine::ChatInput input;
+  input.messages = std::move(history);
+  input.json_schema = flags.json_schema;
+  return input;
 }
 
 // Pieces per second between the first and the last streamed piece (0 when fewer than two).
@@ -161,7 +204,8 @@ double StreamRate() {
   return g_pieces > 1 && seconds > 0 ? (g_pieces - 1) / seconds : 0;
 }
 
-void PrintJson(const engine::Context& context, const engine::Generation& gen, bool token_ids) {
+void PrintJson(const engine::Context& context, const engine::Generation& gen, bool token_ids,
+               const engine::ChatReader* reader) {
   const engine::Timings t = context.Perf();
   nlohmann::json j = {
       {"n_ctx", context.n_ctx_seq()},
@@ -180,6 +224,13 @@ void PrintJson(const engine::Context& context, const engine::Generation& gen, bo
         {"stream_pieces_per_s", StreamRate()}}},
   };
   if (token_ids) j["token_ids"] = gen.tokens;
+  if (reader != nullptr) {
+    // The answer without its reasoning, which gets a field of its own (as the API's message).
+    j["text"] = reader->message().content;
+    if (!reader->message().reasoning_content.empty()) {
+      j["reasoning_content"] = reader->message().reasoning_content;
+    }
+  }
   // Random-weight models emit arbitrary bytes: invalid UTF-8 becomes U+FFFD instead of throwing.
   std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::fprintf(stdout, "%s\n", line.c_str());
@@ -190,16 +241,26 @@ Status RunOnce(engine::Context* context, const RunSetup& setup, const std::strin
                const RunFlags& flags) {
   engine::Model& model = context->model();
   std::vector<engine::Token> prompt;
+  std::optional<engine::RenderedChat> chat;
+  std::unique_ptr<engine::ChatReader> reader;
   if (flags.raw) {
+    SNUG_ASSIGN_OR_RETURN(engine::Grammar grammar,
+                          engine::GrammarForCompletion(model, flags.json_schema, ""));
+    chat.emplace();
+    chat->grammar = std::move(grammar);
     SNUG_ASSIGN_OR_RETURN(prompt, model.Tokenize(prompt_text, true, true));
   } else {
-    SNUG_ASSIGN_OR_RETURN(engine::ChatPrompt chat,
-                          engine::ApplyChatTemplate(model, {{"user", prompt_text}}));
-    SNUG_ASSIGN_OR_RETURN(prompt, model.TokenizeChat(chat.text));
+    engine::ChatMessage user;
+    user.role = "user";
+    user.content = prompt_text;
+    SNUG_ASSIGN_OR_RETURN(chat, model.chat().Render(ChatInputFor({user}, flags)));
+    SNUG_ASSIGN_OR_RETURN(prompt, model.TokenizeChat(chat->prompt));
+    reader = std::make_unique<engine::ChatReader>(chat->parser);
   }
-  SNUG_ASSIGN_OR_RETURN(engine::Generation gen, Answer(context, setup, prompt, flags));
+  SNUG_ASSIGN_OR_RETURN(engine::Generation gen,
+                        Answer(context, setup, prompt, flags, &*chat, reader.get()));
   if (flags.json) {
-    PrintJson(*context, gen, flags.token_ids);
+    PrintJson(*context, gen, flags.token_ids, reader.get());
   } else if (!gen.text.empty() && gen.text.back() != '\n') {
     std::fputc('\n', stdout);
   }
@@ -226,10 +287,15 @@ Status Chat(engine::Context* context, const RunSetup& setup, const RunFlags& fla
     }
     if (line == "/bye") return Status::Ok();
     if (line.empty()) continue;
-    history.push_back({"user", line});
-    SNUG_ASSIGN_OR_RETURN(engine::ChatPrompt chat, engine::ApplyChatTemplate(model, history));
-    SNUG_ASSIGN_OR_RETURN(auto prompt, model.TokenizeChat(chat.text));
-    auto gen = Answer(context, setup, prompt, flags, &runner);
+    engine::ChatMessage user;
+    user.role = "user";
+    user.content = line;
+    history.push_back(user);
+    SNUG_ASSIGN_OR_RETURN(engine::RenderedChat chat,
+                          model.chat().Render(ChatInputFor(history, flags)));
+    SNUG_ASSIGN_OR_RETURN(auto prompt, model.TokenizeChat(chat.prompt));
+    engine::ChatReader reader(chat.parser);
+    auto gen = Answer(context, setup, prompt, flags, &chat, &reader, &runner);
     if (!gen.ok()) {
       if (gen.status().code() == Code::kInvalidArgument) {
         // The conversation outgrew the context: say so and start over rather than truncate.
@@ -242,12 +308,27 @@ Status Chat(engine::Context* context, const RunSetup& setup, const RunFlags& fla
     std::fputc('\n', stdout);
     std::fflush(stdout);
     if (gen->finish == engine::FinishReason::kCancelled) fmt::print(stderr, "[stopped]\n");
-    history.push_back({"assistant", gen->text});
+    engine::ChatMessage answer;
+    answer.role = "assistant";
+    answer.content = reader.message().content;
+    answer.reasoning_content = reader.message().reasoning_content;
+    history.push_back(std::move(answer));
   }
 }
 
 Status Run(const RunFlags& flags) {
-  SNUG_ASSIGN_OR_RETURN(RunSetup setup, PlanRun(flags.model, flags.fit, flags.threads));
+  std::string chat_template;
+  if (!flags.chat_template_file.empty()) {
+    SNUG_ASSIGN_OR_RETURN(chat_template,
+                          ReadFlagFile(flags.chat_template_file, "chat template file"));
+  }
+  RunFlags run_flags = flags;
+  if (!flags.json_schema_file.empty()) {
+    SNUG_ASSIGN_OR_RETURN(run_flags.json_schema,
+                          ReadFlagFile(flags.json_schema_file, "JSON schema file"));
+  }
+  SNUG_ASSIGN_OR_RETURN(RunSetup setup,
+                        PlanRun(flags.model, flags.fit, flags.threads, chat_template));
   fmt::print(stderr, "{}\n", setup.summary);
   std::fflush(stderr);
 
@@ -261,8 +342,8 @@ Status Run(const RunFlags& flags) {
   SNUG_ASSIGN_OR_RETURN(engine::Loaded loaded,
                         engine::LoadFitted(setup.model, setup.context, setup.budget));
   std::signal(SIGINT, OnSigint);
-  if (interactive) return Chat(loaded.context.get(), setup, flags);
-  return RunOnce(loaded.context.get(), setup, prompt, flags);
+  if (interactive) return Chat(loaded.context.get(), setup, run_flags);
+  return RunOnce(loaded.context.get(), setup, prompt, run_flags);
 }
 
 }  // namespace
@@ -285,6 +366,10 @@ void AddRunCommand(CLI::App& root, int* exit_code) {
   cmd->add_flag("--token-ids", flags->token_ids, "With --json: include the generated token ids");
   cmd->add_flag("--raw", flags->raw, "Do not apply the chat template to PROMPT");
   cmd->add_flag("--ignore-eos", flags->ignore_eos, "Keep generating past end-of-text tokens");
+  cmd->add_option("--chat-template", flags->chat_template_file,
+                  "Jinja chat template file used instead of the model's own");
+  cmd->add_option("--json-schema", flags->json_schema_file,
+                  "JSON schema file: the answer is JSON that follows it");
   cmd->callback([flags, cmd, exit_code] {
     flags->prompt_given = cmd->count("PROMPT") > 0;
     *exit_code = Report(Run(*flags));

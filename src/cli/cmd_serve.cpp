@@ -47,6 +47,7 @@ struct ServeArgs {
   int http_threads = 96;
   FitFlags fit;
   bool batch_invariant = false;
+  std::string chat_template_file;
 };
 
 // "5m", "30s", "1h", "250ms", "90" (seconds); "-1", "never" or "forever": keep loaded.
@@ -160,6 +161,10 @@ Status RunServe(const ServeArgs& args) {
   engine::InitBackend();
 
   server::PoolOptions pool_options;
+  if (!args.chat_template_file.empty()) {
+    SNUG_ASSIGN_OR_RETURN(pool_options.chat_template,
+                          ReadFlagFile(args.chat_template_file, "chat template file"));
+  }
   pool_options.budget_bytes = budget.host_bytes;
   pool_options.budget_source = budget.detail.empty() ? budget.source : budget.detail;
   pool_options.keep_alive = keep_alive;
@@ -289,6 +294,8 @@ void AddServeCommand(CLI::App& root, int* exit_code) {
   cmd->add_flag("--batch-invariant", args->batch_invariant,
                 "Give each request exactly the answer it gets alone, whatever else runs beside it "
                 "(flash attention off, f16 KV, CPU only; slower)");
+  cmd->add_option("--chat-template", args->chat_template_file,
+                  "Jinja chat template file used instead of each model's own");
   AddFitFlags(cmd, &args->fit);
   cmd->callback([args, exit_code] { *exit_code = Report(RunServe(*args)); });
 }

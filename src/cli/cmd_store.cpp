@@ -1,6 +1,7 @@
 // snug ls | rm NAME | show NAME (pull and import: cmd_pull.cpp; ps: the server, issue 6).
 // Also registers the store as the resolver of model names for every MODEL argument.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
 #include <ctime>
@@ -10,7 +11,9 @@
 #include "cli/command.h"
 #include "cli/model_source.h"
 #include "cli/store_fit.h"
+#include "core/log.h"
 #include "core/size.h"
+#include "engine/chat.h"
 #include "gguf/reader.h"
 #include "plan/request.h"
 #include "plan/shape.h"
@@ -134,6 +137,10 @@ Status RunShow(const ShowArgs& args) {
   Result<FitSummary> fit =
       budget.ok() ? FitHere(header, *budget) : Result<FitSummary>(budget.status());
 
+  // What llama.cpp's chat layer makes of the template (tool-call format, thinking tags).
+  Result<engine::ChatTemplateReport> chat = engine::DescribeChatTemplate(path);
+  if (!chat.ok()) spdlog::debug("chat template not described: {}", chat.status().message());
+
   if (args.json) {
     nlohmann::json j = {{"name", r.name},
                         {"source", r.source},
@@ -154,6 +161,13 @@ Status RunShow(const ShowArgs& args) {
       files.push_back({{"filename", f.filename}, {"sha256", f.sha256}, {"size", f.size}});
     }
     j["files"] = files;
+    if (chat.ok()) {
+      j["chat_format"] = {{"tool_format", chat->info.tool_format},
+                          {"supports_thinking", chat->info.supports_thinking},
+                          {"thinking_start", chat->info.thinking_start},
+                          {"thinking_end", chat->info.thinking_end},
+                          {"caps", chat->info.caps}};
+    }
     if (fit.ok()) {
       const plan::Plan& p = fit->default_plan.fits ? fit->default_plan : fit->best_plan;
       j["fit"] = {{"ok", p.fits},
@@ -189,8 +203,20 @@ Status RunShow(const ShowArgs& args) {
     fmt::print("fit here      unknown: {}\n", fit.status().message());
   }
   if (chat_template.empty()) {
-    fmt::print("chat template none\n");
+    fmt::print("chat template none (a plain 'role: content' format; no tools)\n");
   } else {
+    if (chat.ok()) {
+      fmt::print(
+          "chat format   tools: {}; thinking: {}\n", chat->info.tool_format,
+          chat->info.supports_thinking
+              ? fmt::format("yes ({} ... {})", chat->info.thinking_start, chat->info.thinking_end)
+              : "no");
+      std::vector<std::string> caps;
+      for (const auto& [cap, on] : chat->info.caps) {
+        if (on) caps.push_back(cap);
+      }
+      fmt::print("template caps {}\n", fmt::join(caps, ", "));
+    }
     fmt::print("chat template\n{}\n", chat_template);
   }
   return Status::Ok();

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 namespace snug::cli {
 
@@ -36,6 +39,26 @@ void AddFitFlags(CLI::App* app, FitFlags* flags) {
                   "Plan for a built-in hardware profile (snug hw --profiles)");
   app->add_option("--headroom", flags->headroom,
                   "Memory kept free (default 10% of the budget, 256 MiB..1 GiB)");
+}
+
+}  // namespace snug::cli
+
+namespace snug::cli {
+
+Result<std::string> ReadFlagFile(const std::string& path, const char* what) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return Status::InvalidArgument(fmt::format("{} {} is not a readable file", what, path));
+  }
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec || size > (1u << 20)) {
+    return Status::InvalidArgument(fmt::format("{} {} is larger than 1 MiB", what, path));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in && !in.eof())
+    return Status::InvalidArgument(fmt::format("cannot read {} {}", what, path));
+  return text;
 }
 
 }  // namespace snug::cli

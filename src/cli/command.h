@@ -33,6 +33,10 @@ struct FitFlags {
 };
 void AddFitFlags(CLI::App* app, FitFlags* flags);
 
+// The whole text of a small file a flag names (--chat-template, --json-schema); `what` names it in
+// the error ("chat template file"). InvalidArgument when it cannot be read or is over 1 MiB.
+Result<std::string> ReadFlagFile(const std::string& path, const char* what);
+
 // Each subcommand registers itself; `exit_code` is written when it runs.
 void AddPlanCommand(CLI::App& root, int* exit_code);
 void AddHwCommand(CLI::App& root, int* exit_code);

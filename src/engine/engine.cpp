@@ -1,6 +1,8 @@
 // Loading: backend initialisation, llama.cpp log routing, the dry run, model and context.
 #include "engine/engine.h"
 
+#include "engine/chat.h"
+
 #include <fmt/format.h>
 #include <llama-ext.h>
 #include <llama.h>
@@ -65,6 +67,7 @@ llama_model_params ToModelParams(const ModelOptions& options) {
   llama_model_params params = llama_model_default_params();
   params.n_gpu_layers = options.n_gpu_layers;
   params.load_mode = options.use_mmap ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
+  params.vocab_only = options.vocab_only;
   return params;
 }
 
@@ -257,10 +260,15 @@ Result<std::unique_ptr<Model>> Model::Load(const ModelOptions& options) {
   if (model == nullptr) {
     return Status::Corrupt(WithLlamaReason("llama.cpp could not load " + options.path));
   }
-  return std::unique_ptr<Model>(new Model(model, options.path));
+  std::unique_ptr<Model> loaded(new Model(model, options.path));
+  SNUG_ASSIGN_OR_RETURN(loaded->chat_, ChatTemplates::Create(*loaded, options.chat_template));
+  return loaded;
 }
 
+Model::Model(llama_model* model, std::string path) : model_(model), path_(std::move(path)) {}
+
 Model::~Model() {
+  chat_.reset();  // before the model it reads
   llama_model_free(model_);
 }
 
@@ -304,6 +312,23 @@ std::string Model::TokenPiece(Token token) const {
   n = llama_token_to_piece(vocab, token, big.data(), static_cast<int32_t>(big.size()), 0, false);
   big.resize(n < 0 ? 0 : n);
   return big;
+}
+
+std::string Model::TokenText(Token token) const {
+  const llama_vocab* vocab = llama_model_get_vocab(model_);
+  char small[64];
+  int32_t n = llama_token_to_piece(vocab, token, small, sizeof(small), 0, /*special=*/true);
+  if (n >= 0) return std::string(small, n);
+  std::string big(-n, '\0');
+  n = llama_token_to_piece(vocab, token, big.data(), static_cast<int32_t>(big.size()), 0, true);
+  big.resize(n < 0 ? 0 : n);
+  return big;
+}
+
+std::optional<Token> Model::SingleToken(const std::string& text) const {
+  auto tokens = Tokenize(text, /*add_special=*/false, /*parse_special=*/true);
+  if (!tokens.ok() || tokens->size() != 1) return std::nullopt;
+  return (*tokens)[0];
 }
 
 std::string Model::Detokenize(const std::vector<Token>& tokens) const {

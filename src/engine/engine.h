@@ -24,6 +24,8 @@ struct llama_context;
 
 namespace snug::engine {
 
+class ChatTemplates;  // engine/chat.h
+
 using Token = int32_t;
 using SeqId = int32_t;
 
@@ -35,9 +37,12 @@ void InitBackend();
 // Loading
 
 struct ModelOptions {
-  std::string path;      // local .gguf file
-  int n_gpu_layers = 0;  // layers offloaded to the accelerator; -1 = all
-  bool use_mmap = true;  // map the file instead of reading it into anonymous memory
+  std::string path;  // local .gguf file
+  // Jinja chat template that replaces the GGUF's (--chat-template FILE's text); "" = the GGUF's.
+  std::string chat_template;
+  int n_gpu_layers = 0;     // layers offloaded to the accelerator; -1 = all
+  bool use_mmap = true;     // map the file instead of reading it into anonymous memory
+  bool vocab_only = false;  // tokenizer and chat template only, no weights (fast; `snug show`)
 };
 
 enum class FlashAttn { kAuto, kOn, kOff };
@@ -109,12 +114,19 @@ class Model {
   // text becomes the control token (true for chat-templated prompts).
   Result<std::vector<Token>> Tokenize(std::string_view text, bool add_special,
                                       bool parse_special) const;
-  // Tokenizes the output of ApplyChatTemplate: special tokens parsed, BOS added as the vocab asks
-  // unless the template already spelled it out (Llama 3's "<|begin_of_text|>"), so the model never
-  // sees two BOS tokens. run and serve both use this, so a chat tokenizes the same way in each.
+  // Tokenizes a rendered chat prompt (chat().Render): special tokens parsed, BOS added as the vocab
+  // asks unless the template already spelled it out (Llama 3's "<|begin_of_text|>"), so the model
+  // never sees two BOS tokens. run and serve both use this, so a chat tokenizes the same way in
+  // each.
   Result<std::vector<Token>> TokenizeChat(std::string_view templated_text) const;
   // Raw bytes of one token (may be an incomplete UTF-8 sequence). Control tokens render as "".
   std::string TokenPiece(Token token) const;
+  // The text of a token, control tokens included ("<tool_call>"), for parsers that read them.
+  std::string TokenText(Token token) const;
+  // The single token this text is, if the vocabulary has one (special tokens included).
+  std::optional<Token> SingleToken(const std::string& text) const;
+  // The chat templates: the GGUF's or ModelOptions::chat_template, parsed once at load.
+  const ChatTemplates& chat() const { return *chat_; }
   std::string Detokenize(const std::vector<Token>& tokens) const;
   bool IsEndOfGeneration(Token token) const;
 
@@ -128,29 +140,11 @@ class Model {
   llama_model* raw() const { return model_; }  // for engine internals
 
  private:
-  Model(llama_model* model, std::string path) : model_(model), path_(std::move(path)) {}
+  Model(llama_model* model, std::string path);
   llama_model* model_;
   std::string path_;
+  std::unique_ptr<ChatTemplates> chat_;
 };
-
-// ---------------------------------------------------------------------------------------------
-// Chat
-
-struct ChatMessage {
-  std::string role;  // "system" | "user" | "assistant"
-  std::string content;
-};
-
-struct ChatPrompt {
-  std::string text;
-  // True when the GGUF had no (recognised) template and a plain "role: content" fallback was used.
-  bool used_fallback = false;
-};
-
-// Formats messages with the model's chat template (llama_chat_apply_template), ending with the
-// assistant prefix when add_assistant. Tokenize the result with parse_special = true.
-Result<ChatPrompt> ApplyChatTemplate(const Model& model, const std::vector<ChatMessage>& messages,
-                                     bool add_assistant = true);
 
 // ---------------------------------------------------------------------------------------------
 // Context
@@ -219,6 +213,26 @@ Result<Loaded> LoadFitted(const ModelOptions& model, const ContextOptions& conte
 // ---------------------------------------------------------------------------------------------
 // Generation (one or many sequences in one KV cache)
 
+// A grammar the answer must follow (GBNF, as llama.cpp's grammar sampler takes it). Lazy grammars
+// (tool calls under tool_choice "auto") apply only from the first trigger on: free text before a
+// call stays free, the call itself is valid JSON for its schema.
+struct GrammarTrigger {
+  enum class Kind { kToken, kWord, kPattern, kPatternFull };
+  Kind kind = Kind::kWord;
+  std::string value;  // word or regular expression
+  Token token = -1;   // kToken
+};
+struct Grammar {
+  std::string gbnf;  // "" = no grammar
+  bool lazy = false;
+  std::vector<GrammarTrigger> triggers;
+  // Text the template already put at the start of the answer (e.g. "<think>\n"): a grammar
+  // derived for the whole answer is advanced past it first (prefill).
+  std::string generation_prompt;
+  bool prefill = false;
+  bool empty() const { return gbnf.empty(); }
+};
+
 struct SamplingParams {
   float temperature = 0.8f;     // 0 = greedy (argmax)
   int top_k = 40;               // <= 0 = off
@@ -233,6 +247,10 @@ struct SamplingParams {
   // Report each sampled token's log-probability and that many most likely alternatives (0-20);
   // -1 = off. Of the model's own distribution (softmax of the logits, before sampling settings).
   int logprobs = -1;
+  Grammar grammar;
+  // Special tokens whose text is kept in the answer (a chat format's markers such as
+  // "<tool_call>", which the output parser reads); other control tokens render as "".
+  std::vector<std::string> kept_special_tokens;
 };
 
 struct TokenLogprobs {

@@ -9,41 +9,11 @@
 
 #include "core/log.h"
 #include "engine/engine.h"
+#include "engine/sampler.h"
 #include "engine/text_stream.h"
 
 namespace snug::engine {
 namespace {
-
-llama_sampler* MakeSampler(const Model& model, const SamplingParams& p) {
-  llama_sampler_chain_params chain_params = llama_sampler_chain_default_params();
-  chain_params.no_perf = true;
-  llama_sampler* chain = llama_sampler_chain_init(chain_params);
-  if (p.ignore_eos) {
-    // As llama.cpp's tools do for --ignore-eos: end-of-generation tokens can never be sampled, so
-    // a benchmark or comparison run produces exactly max_tokens tokens.
-    std::vector<llama_logit_bias> biases;
-    for (Token t = 0; t < model.n_vocab(); ++t) {
-      if (model.IsEndOfGeneration(t)) biases.push_back({t, -INFINITY});
-    }
-    llama_sampler_chain_add(
-        chain, llama_sampler_init_logit_bias(model.n_vocab(), static_cast<int32_t>(biases.size()),
-                                             biases.data()));
-  }
-  if (p.repeat_penalty != 1.0f && p.repeat_last_n != 0) {
-    llama_sampler_chain_add(chain, llama_sampler_init_penalties(model.n_vocab(), p.repeat_last_n,
-                                                                p.repeat_penalty, 0.0f, 0.0f));
-  }
-  if (p.temperature <= 0.0f) {
-    llama_sampler_chain_add(chain, llama_sampler_init_greedy());
-    return chain;
-  }
-  if (p.top_k > 0) llama_sampler_chain_add(chain, llama_sampler_init_top_k(p.top_k));
-  if (p.top_p < 1.0f) llama_sampler_chain_add(chain, llama_sampler_init_top_p(p.top_p, 1));
-  if (p.min_p > 0.0f) llama_sampler_chain_add(chain, llama_sampler_init_min_p(p.min_p, 1));
-  llama_sampler_chain_add(chain, llama_sampler_init_temp(p.temperature));
-  llama_sampler_chain_add(chain, llama_sampler_init_dist(p.seed));
-  return chain;
-}
 
 // Log-softmax of one row of logits at `token`, and the `top` most likely tokens.
 TokenLogprobs LogprobsOf(const float* logits, int n_vocab, Token token, int top) {
@@ -82,22 +52,6 @@ Token FiniteArgmax(const float* values, int n) {
   return best;
 }
 
-// Plain greedy (no penalties): the argmax needs no sampler chain, which would copy the whole
-// vocabulary into a candidate array for every token.
-bool PlainGreedy(const SamplingParams& p) {
-  return p.temperature <= 0.0f && (p.repeat_penalty == 1.0f || p.repeat_last_n == 0);
-}
-
-// The greedy pick when end-of-generation tokens are banned (ignore_eos): the largest other one.
-Token ArgmaxExcept(const float* values, int n, const Model& model) {
-  Token best = -1;
-  for (int i = 0; i < n; ++i) {
-    if (model.IsEndOfGeneration(i)) continue;
-    if (best < 0 || values[i] > values[best]) best = i;
-  }
-  return best;
-}
-
 std::string DecodeFailureMessage(int code) {
   if (code == 2) return "generation was aborted by the backend";
   if (code == -1) return "llama_decode rejected the batch as invalid (an engine bug)";
@@ -131,7 +85,7 @@ struct Runner::Sequence {
   size_t prompt_fed = 0;  // prompt tokens already decoded
   int n_past = 0;         // positions held in the KV cache
   SamplingParams params;
-  llama_sampler* sampler = nullptr;
+  std::unique_ptr<TokenSampler> sampler;
   TextStream text;
   Token pending = -1;  // sampled but not yet decoded
   int generated = 0;
@@ -141,9 +95,12 @@ struct Runner::Sequence {
   uint64_t order = 0;          // admission order: prompts are processed first come, first served
   std::vector<Token> decoded;  // the tokens whose KV cells this sequence holds, in order
 
-  Sequence(SeqId seq, std::vector<Token> tokens, SamplingParams p, llama_sampler* s)
-      : id(seq), prompt(std::move(tokens)), params(std::move(p)), sampler(s), text(params.stop) {}
-  ~Sequence() { llama_sampler_free(sampler); }
+  Sequence(SeqId seq, std::vector<Token> tokens, SamplingParams p, std::unique_ptr<TokenSampler> s)
+      : id(seq),
+        prompt(std::move(tokens)),
+        params(std::move(p)),
+        sampler(std::move(s)),
+        text(params.stop) {}
   uint32_t ReservedCells() const {
     return static_cast<uint32_t>(std::max<size_t>(n_past, prompt.size()));
   }
@@ -288,8 +245,13 @@ Status Runner::AddSequence(SeqId seq_id, std::vector<Token> prompt, SamplingPara
         "the KV cache has {} free cells but the prompt needs {}; retry when other requests end",
         FreeCells(), need));
   }
-  llama_sampler* sampler = MakeSampler(context_->model(), params);
-  auto seq = std::make_unique<Sequence>(seq_id, std::move(prompt), std::move(params), sampler);
+  auto sampler = TokenSampler::Create(context_->model(), params);
+  if (!sampler.ok()) {
+    if (keep > 0) llama_memory_seq_rm(memory, seq_id, -1, -1);
+    return sampler.status();
+  }
+  auto seq =
+      std::make_unique<Sequence>(seq_id, std::move(prompt), std::move(params), std::move(*sampler));
   seq->order = next_order_++;
   seq->prompt_fed = keep;
   seq->n_past = static_cast<int>(keep);
@@ -463,14 +425,16 @@ Status Runner::DecodeBatch(std::vector<StepEvent>* events) {
     }
 
     if (observer_) observer_(id, logits, n_vocab);
-    Token token = -1;
-    if (PlainGreedy(seq->params)) {
-      token = seq->params.ignore_eos && model.IsEndOfGeneration(argmax)
-                  ? ArgmaxExcept(logits, n_vocab, model)
-                  : argmax;
-    } else {
-      token = llama_sampler_sample(seq->sampler, context_->raw(), row);
+    Result<Token> sampled = seq->sampler->Sample(context_->raw(), row, logits, argmax);
+    if (!sampled.ok()) {
+      // A grammar that dead-ends: stop this answer with the reason, never loop or emit garbage.
+      if (first_error.ok()) first_error = sampled.status();
+      events->push_back(
+          FinishEvent(*seq, FinishReason::kError, seq->text.Flush(), sampled.status()));
+      failed.push_back(id);
+      continue;
     }
+    const Token token = *sampled;
     ++seq->generated;
     StepEvent ev;
     ev.seq_id = id;
@@ -484,7 +448,8 @@ Status Runner::DecodeBatch(std::vector<StepEvent>* events) {
       ev.text = seq->text.Flush();
       ev.finish = FinishReason::kStop;
     } else {
-      ev.text = seq->text.Append(model.TokenPiece(token));
+      ev.text = seq->text.Append(seq->sampler->KeepsSpecialText(token) ? model.TokenText(token)
+                                                                       : model.TokenPiece(token));
       if (seq->text.stopped()) {
         ev.finish = FinishReason::kStop;
       } else if (seq->params.max_tokens >= 0 && seq->generated >= seq->params.max_tokens) {

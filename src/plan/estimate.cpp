@@ -187,7 +187,12 @@ uint64_t OverheadBytes(const ModelShape& shape, const Settings& s) {
   // Measured (bench/results/plan-accuracy.md): libraries, ggml contexts and thread pools, plus the
   // vocabulary (token strings, scores, maps, merges), which grows with the token count. Fitted to
   // the peaks of phi-3.5 (32k tokens) and gemma-3 (262k); llama-3 and qwen2.5 land within 1%.
-  return 20 * kMiB + uint64_t{shape.n_vocab} * 442;
+  // Grammar-constrained answers (tool calls, JSON schemas) keep a candidate array of the whole
+  // vocabulary per slot (12-byte llama_token_data) and, during a constrained pick, llama.cpp's
+  // grammar decodes every candidate's text (llama-grammar.cpp: about 64 bytes a token).
+  const uint64_t grammar =
+      uint64_t{shape.n_vocab} * (12 * std::max<uint32_t>(1, s.n_parallel) + 64);
+  return 20 * kMiB + uint64_t{shape.n_vocab} * 442 + grammar;
 }
 
 MemoryBreakdown Estimate(const ModelShape& shape, const Settings& s) {

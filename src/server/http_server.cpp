@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "core/size.h"
+#include "engine/chat.h"
 #include "engine/engine.h"
 #include "server/api_error.h"
 #include "server/peer_probe.h"
@@ -80,6 +81,8 @@ struct Generation {
   bool include_usage = false;
   bool logprobs = false;
   size_t text_offset = 0;  // completions' logprobs.text_offset: bytes of the tokens so far
+  // Chat: reads content, reasoning and tool calls back out of the model's text.
+  std::unique_ptr<engine::ChatReader> reader;
 };
 
 json BytesJson(const std::string& piece) {
@@ -138,7 +141,10 @@ json ChunkJson(const Generation& g, const std::string* text, const char* finish,
   choice["finish_reason"] = finish ? json(finish) : json(nullptr);
   if (g.api == Api::kChat) {
     json delta = json::object();
-    if (role) delta["role"] = "assistant";
+    if (role) {
+      delta["role"] = "assistant";
+      delta["content"] = "";
+    }
     if (text) delta["content"] = *text;
     choice["delta"] = delta;
   } else {
@@ -151,8 +157,50 @@ json ChunkJson(const Generation& g, const std::string* text, const char* finish,
           {"choices", json::array({choice})}};
 }
 
-const char* FinishName(engine::FinishReason finish) {
-  return finish == engine::FinishReason::kLength ? "length" : "stop";
+const char* FinishName(engine::FinishReason finish, bool called_tools = false) {
+  if (finish == engine::FinishReason::kLength) return "length";
+  return called_tools ? "tool_calls" : "stop";
+}
+
+json ToolCallJson(const engine::ToolCall& call) {
+  return {{"id", call.id},
+          {"type", "function"},
+          {"function", {{"name", call.name}, {"arguments", call.arguments}}}};
+}
+
+// The chat delta object for one step of the reader: content, reasoning or one tool call's part.
+json DeltaJson(const engine::ChatDelta& d) {
+  json delta = json::object();
+  if (d.tool_index >= 0) {
+    json call = {{"index", d.tool_index}};
+    json function = json::object();
+    if (!d.tool_id.empty()) {
+      call["id"] = d.tool_id;
+      call["type"] = "function";
+    }
+    if (!d.tool_name.empty()) function["name"] = d.tool_name;
+    function["arguments"] = d.tool_arguments;
+    call["function"] = function;
+    delta["tool_calls"] = json::array({call});
+    return delta;
+  }
+  if (!d.reasoning_content.empty()) delta["reasoning_content"] = d.reasoning_content;
+  if (!d.content.empty() || d.reasoning_content.empty()) delta["content"] = d.content;
+  return delta;
+}
+
+json MessageJson(const engine::ParsedChat& parsed) {
+  json message = {{"role", "assistant"}};
+  message["content"] =
+      parsed.content.empty() && !parsed.tool_calls.empty() ? json(nullptr) : json(parsed.content);
+  if (!parsed.reasoning_content.empty()) message["reasoning_content"] = parsed.reasoning_content;
+  if (!parsed.tool_calls.empty()) {
+    json calls = json::array();
+    for (const auto& call : parsed.tool_calls)
+      calls.push_back(ToolCallJson(call));
+    message["tool_calls"] = std::move(calls);
+  }
+  return message;
 }
 
 }  // namespace
@@ -474,41 +522,49 @@ void HttpServer::Routes() {
     auto body = ParseJsonBody(req.body);
     if (!body.ok()) return SendStatus(res, body.status());
     GenerationParams params;
-    std::vector<engine::ChatMessage> messages;
-    std::string prompt_text;
+    engine::ChatInput chat_input;
+    CompletionRequest completion;
     if (api == Api::kChat) {
       auto chat = ParseChatRequest(*body);
       if (!chat.ok()) return SendStatus(res, chat.status());
       params = chat->params;
-      for (auto& m : chat->messages)
-        messages.push_back({m.role, m.content});
+      chat_input = std::move(chat->input);
     } else {
-      auto completion = ParseCompletionRequest(*body);
-      if (!completion.ok()) return SendStatus(res, completion.status());
-      params = completion->params;
-      prompt_text = completion->prompt;
+      auto parsed = ParseCompletionRequest(*body);
+      if (!parsed.ok()) return SendStatus(res, parsed.status());
+      completion = std::move(*parsed);
+      params = completion.params;
     }
     auto lease = pool_->Acquire(params.model);
     if (!lease.ok()) return SendStatus(res, lease.status());
     const engine::Model& model = lease->scheduler().model();
+    engine::SamplingParams sampling;
+    std::shared_ptr<const engine::ChatParser> parser;
+    Result<std::vector<engine::Token>> tokens = std::vector<engine::Token>{};
     if (api == Api::kChat) {
-      auto chat_prompt = engine::ApplyChatTemplate(model, messages);
-      if (!chat_prompt.ok()) return SendStatus(res, chat_prompt.status());
-      prompt_text = chat_prompt->text;
+      auto rendered = model.chat().Render(chat_input);
+      if (!rendered.ok()) return SendStatus(res, rendered.status());
+      sampling.grammar = std::move(rendered->grammar);
+      sampling.stop = std::move(rendered->stops);
+      sampling.kept_special_tokens = std::move(rendered->preserved_tokens);
+      parser = std::move(rendered->parser);
+      tokens = model.TokenizeChat(rendered->prompt);
+    } else {
+      auto grammar =
+          engine::GrammarForCompletion(model, completion.json_schema, completion.grammar);
+      if (!grammar.ok()) return SendStatus(res, grammar.status());
+      sampling.grammar = std::move(*grammar);
+      tokens = model.Tokenize(completion.prompt, /*add_special=*/true, /*parse_special=*/true);
     }
-    auto tokens = api == Api::kChat ? model.TokenizeChat(prompt_text)
-                                    : model.Tokenize(prompt_text, /*add_special=*/true,
-                                                     /*parse_special=*/true);
     if (!tokens.ok()) return SendStatus(res, tokens.status());
 
     auto& scheduler = lease->scheduler();
     const uint32_t n_ctx = scheduler.n_ctx_seq();
     const int64_t n_prompt = static_cast<int64_t>(tokens->size());
-    engine::SamplingParams sampling;
     sampling.temperature = params.temperature;
     sampling.top_p = params.top_p;
     if (params.seed) sampling.seed = *params.seed;
-    sampling.stop = params.stop;
+    sampling.stop.insert(sampling.stop.end(), params.stop.begin(), params.stop.end());
     sampling.logprobs = params.logprobs;
     if (params.max_tokens) {
       sampling.max_tokens = *params.max_tokens;
@@ -536,6 +592,7 @@ void HttpServer::Routes() {
     g->created = UnixNow();
     g->include_usage = params.include_usage;
     g->logprobs = params.logprobs >= 0;
+    if (api == Api::kChat) g->reader = std::make_unique<engine::ChatReader>(std::move(parser));
 
     if (!params.stream) {
       Job::Update all = g->job->TakeAll(client_gone);
@@ -549,7 +606,10 @@ void HttpServer::Routes() {
           {"logprobs", g->logprobs ? LogprobsJson(g.get(), all.logprobs) : json(nullptr)},
           {"finish_reason", FinishName(all.finish)}};
       if (api == Api::kChat) {
-        choice["message"] = {{"role", "assistant"}, {"content", all.text}};
+        g->reader->Append(all.text, /*final=*/true);
+        const engine::ParsedChat& parsed = g->reader->message();
+        choice["message"] = MessageJson(parsed);
+        choice["finish_reason"] = FinishName(all.finish, !parsed.tool_calls.empty());
       } else {
         choice["text"] = all.text;
       }
@@ -582,9 +642,28 @@ void HttpServer::Routes() {
               }
               continue;
             }
-            if (!u.text.empty() || (g->logprobs && !u.logprobs.empty())) {
-              json chunk = ChunkJson(*g, &u.text, nullptr, false);
-              if (g->logprobs) chunk["choices"][0]["logprobs"] = LogprobsJson(g.get(), u.logprobs);
+            std::vector<json> chunks;
+            if (g->reader) {
+              const bool failed = u.done && (u.finish == engine::FinishReason::kError ||
+                                             u.finish == engine::FinishReason::kCancelled);
+              for (const auto& d : g->reader->Append(u.text, u.done && !failed)) {
+                json chunk = ChunkJson(*g, nullptr, nullptr, false);
+                chunk["choices"][0]["delta"] = DeltaJson(d);
+                chunks.push_back(std::move(chunk));
+              }
+            } else if (!u.text.empty()) {
+              chunks.push_back(ChunkJson(*g, &u.text, nullptr, false));
+            }
+            if (g->logprobs && !u.logprobs.empty()) {
+              // Token log-probabilities ride on the first chunk of this update (or one of
+              // their own when the parser held the text back, e.g. inside a tool call).
+              if (chunks.empty()) {
+                chunks.push_back(ChunkJson(*g, nullptr, nullptr, false));
+                if (g->api == Api::kChat) chunks.back()["choices"][0]["delta"] = json::object();
+              }
+              chunks.front()["choices"][0]["logprobs"] = LogprobsJson(g.get(), u.logprobs);
+            }
+            for (const auto& chunk : chunks) {
               if (!write(SseEvent(chunk))) {
                 g->job->Cancel();  // client gone: free the slot
                 return false;
@@ -597,7 +676,8 @@ void HttpServer::Routes() {
               Status error = u.error.ok() ? Status::Internal("generation failed") : u.error;
               write(SseEvent(ErrorFromStatus(error).ToJson()));
             } else {
-              write(SseEvent(ChunkJson(*g, nullptr, FinishName(u.finish), false)));
+              const bool called = g->reader && !g->reader->message().tool_calls.empty();
+              write(SseEvent(ChunkJson(*g, nullptr, FinishName(u.finish, called), false)));
               if (g->include_usage) {
                 json usage = ChunkJson(*g, nullptr, nullptr, false);
                 usage["choices"] = json::array();
@@ -621,6 +701,21 @@ void HttpServer::Routes() {
   http.Post("/v1/completions", [generate](const httplib::Request& req, httplib::Response& res) {
     generate(Api::kCompletion, req, res);
   });
+
+  // The prompt a chat request renders to, as llama-server's /apply-template answers it: for
+  // checking a template (and snug's rendering against llama.cpp's) without generating.
+  http.Post("/apply-template",
+            [this, with_body](const httplib::Request& req, httplib::Response& res) {
+              with_body(req, res, [&](const json& body) {
+                auto chat = ParseChatRequest(body);
+                if (!chat.ok()) return SendStatus(res, chat.status());
+                auto lease = pool_->Acquire(chat->params.model);
+                if (!lease.ok()) return SendStatus(res, lease.status());
+                auto rendered = lease->scheduler().model().chat().Render(chat->input);
+                if (!rendered.ok()) return SendStatus(res, rendered.status());
+                SendJson(res, 200, {{"prompt", rendered->prompt}});
+              });
+            });
 }
 
 }  // namespace snug::server

@@ -174,6 +174,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   engine::ModelOptions model_options;
   model_options.path = path;
   model_options.n_gpu_layers = plan.n_gpu_layers;
+  model_options.chat_template = options_.chat_template;
   engine::ContextOptions context_options;
   // The plan's n_ctx is per sequence (slot); the scheduler caps each request at it.
   context_options.n_ctx = plan.n_ctx * std::max<uint32_t>(1, plan.n_parallel);

@@ -72,7 +72,8 @@ struct PoolOptions {
   NameLister lister;                         // may be empty
   std::map<std::string, std::string> files;  // names from the command line -> paths
   SchedulerOptions scheduler;
-  int n_threads = 0;  // engine threads; 0 = all cores
+  int n_threads = 0;          // engine threads; 0 = all cores
+  std::string chat_template;  // Jinja text that replaces every model's own ("" = the GGUF's)
 };
 
 struct RunningModel {

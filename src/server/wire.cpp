@@ -133,6 +133,230 @@ Status ReadContent(const json& message, size_t index, std::string* out) {
   return Bad(fmt::format("messages[{}].content must be a string or an array of text parts", index));
 }
 
+std::string DumpJson(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// An assistant message's tool_calls: [{"id", "type": "function", "function": {"name",
+// "arguments"}}], arguments a JSON string (an object is accepted and serialized).
+Status ReadToolCalls(const json& message, size_t index, std::vector<engine::ToolCall>* out) {
+  auto it = message.find("tool_calls");
+  if (it == message.end() || it->is_null()) return Status::Ok();
+  const std::string where = fmt::format("messages[{}].tool_calls", index);
+  if (!it->is_array()) return Bad(where + " must be an array");
+  for (size_t k = 0; k < it->size(); ++k) {
+    const json& call = (*it)[k];
+    const json* function =
+        call.is_object() && call.contains("function") ? &call["function"] : nullptr;
+    if (function == nullptr || !function->is_object() || !function->contains("name") ||
+        !(*function)["name"].is_string()) {
+      return Bad(
+          fmt::format("{}[{}] must be {{\"type\":\"function\",\"function\":{{\"name\":"
+                      "...,\"arguments\":...}}}}",
+                      where, k));
+    }
+    engine::ToolCall tc;
+    tc.name = (*function)["name"].get<std::string>();
+    if (auto id = call.find("id"); id != call.end() && id->is_string())
+      tc.id = id->get<std::string>();
+    auto args = function->find("arguments");
+    if (args == function->end() || args->is_null()) {
+      tc.arguments = "{}";
+    } else if (args->is_string()) {
+      tc.arguments = args->get<std::string>();
+    } else if (args->is_object()) {
+      tc.arguments = DumpJson(*args);
+    } else {
+      return Bad(fmt::format("{}[{}].function.arguments must be a JSON string", where, k));
+    }
+    out->push_back(std::move(tc));
+  }
+  return Status::Ok();
+}
+
+Status ReadMessages(const json& body, std::vector<engine::ChatMessage>* out) {
+  auto it = body.find("messages");
+  if (it == body.end() || !it->is_array()) return Bad("'messages' must be an array of messages");
+  if (it->empty()) return Bad("'messages' must hold at least one message");
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& m = (*it)[i];
+    if (!m.is_object()) return Bad(fmt::format("messages[{}] must be an object", i));
+    auto role = m.find("role");
+    if (role == m.end() || !role->is_string()) {
+      return Bad(fmt::format("messages[{}].role must be a string", i));
+    }
+    engine::ChatMessage msg;
+    msg.role = role->get<std::string>();
+    if (msg.role == "developer") msg.role = "system";
+    if (msg.role != "system" && msg.role != "user" && msg.role != "assistant" &&
+        msg.role != "tool") {
+      return Bad(fmt::format(
+          "messages[{}].role '{}' is not one of system, developer, user, assistant, tool", i,
+          msg.role));
+    }
+    SNUG_RETURN_IF_ERROR(ReadContent(m, i, &msg.content));
+    if (msg.content.find('\0') != std::string::npos) {
+      return Bad(fmt::format("messages[{}].content holds a NUL character", i));
+    }
+    if (msg.role == "assistant") {
+      SNUG_RETURN_IF_ERROR(ReadToolCalls(m, i, &msg.tool_calls));
+      if (auto r = m.find("reasoning_content"); r != m.end() && r->is_string()) {
+        msg.reasoning_content = r->get<std::string>();
+      }
+    }
+    if (msg.role == "tool") {
+      auto id = m.find("tool_call_id");
+      if (id == m.end() || !id->is_string() || id->get<std::string>().empty()) {
+        return Bad(fmt::format(
+            "messages[{}] is a tool result without 'tool_call_id': say which call it answers", i));
+      }
+      msg.tool_call_id = id->get<std::string>();
+      if (auto name = m.find("name"); name != m.end() && name->is_string()) {
+        msg.tool_name = name->get<std::string>();
+      }
+    }
+    out->push_back(std::move(msg));
+  }
+  // Name tool results after the call they answer, for templates that print the function name.
+  for (auto& msg : *out) {
+    if (msg.role != "tool" || !msg.tool_name.empty()) continue;
+    for (const auto& other : *out) {
+      for (const auto& call : other.tool_calls) {
+        if (call.id == msg.tool_call_id) msg.tool_name = call.name;
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// tools: [{"type": "function", "function": {"name", "description"?, "parameters"?}}].
+Status ReadTools(const json& body, std::vector<engine::ChatTool>* out) {
+  auto it = body.find("tools");
+  if (it == body.end() || it->is_null()) return Status::Ok();
+  if (!it->is_array()) return Bad("'tools' must be an array of {\"type\":\"function\",...}");
+  if (it->size() > 128) return Bad("'tools' may hold at most 128 tools");
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& tool = (*it)[i];
+    if (!tool.is_object() || tool.value("type", "") != "function" || !tool.contains("function") ||
+        !tool["function"].is_object()) {
+      return Bad(fmt::format(
+          "tools[{}] must be {{\"type\":\"function\",\"function\":{{\"name\":...}}}} (only "
+          "function tools are supported)",
+          i));
+    }
+    const json& f = tool["function"];
+    auto name = f.find("name");
+    if (name == f.end() || !name->is_string() || name->get<std::string>().empty()) {
+      return Bad(fmt::format("tools[{}].function.name must be a non-empty string", i));
+    }
+    engine::ChatTool t;
+    t.name = name->get<std::string>();
+    if (auto d = f.find("description"); d != f.end() && !d->is_null()) {
+      if (!d->is_string())
+        return Bad(fmt::format("tools[{}].function.description must be a string", i));
+      t.description = d->get<std::string>();
+    }
+    auto params = f.find("parameters");
+    if (params == f.end() || params->is_null()) {
+      t.parameters = R"({"type":"object","properties":{}})";
+    } else if (!params->is_object()) {
+      return Bad(fmt::format("tools[{}].function.parameters must be a JSON schema object, not {}",
+                             i, TypeName(*params)));
+    } else {
+      t.parameters = DumpJson(*params);
+    }
+    for (const auto& other : *out) {
+      if (other.name == t.name) return Bad(fmt::format("two tools are named '{}'", t.name));
+    }
+    out->push_back(std::move(t));
+  }
+  return Status::Ok();
+}
+
+Status ReadToolChoice(const json& body, engine::ChatInput* input) {
+  auto it = body.find("tool_choice");
+  if (it == body.end() || it->is_null()) return Status::Ok();
+  if (it->is_string()) {
+    const std::string choice = it->get<std::string>();
+    if (choice == "auto")
+      input->tool_choice = engine::ToolChoice::kAuto;
+    else if (choice == "none")
+      input->tool_choice = engine::ToolChoice::kNone;
+    else if (choice == "required")
+      input->tool_choice = engine::ToolChoice::kRequired;
+    else
+      return Bad(fmt::format("'tool_choice' '{}' is not one of auto, none, required", choice));
+    if (input->tool_choice == engine::ToolChoice::kRequired && input->tools.empty()) {
+      return Bad("'tool_choice' is \"required\" but no 'tools' were given");
+    }
+    return Status::Ok();
+  }
+  const json* function = it->is_object() && it->value("type", "") == "function" &&
+                                 it->contains("function") && (*it)["function"].is_object()
+                             ? &(*it)["function"]
+                             : nullptr;
+  if (function == nullptr || !function->contains("name") || !(*function)["name"].is_string()) {
+    return Bad(
+        "'tool_choice' must be \"auto\", \"none\", \"required\" or "
+        "{\"type\":\"function\",\"function\":{\"name\":...}}");
+  }
+  const std::string name = (*function)["name"].get<std::string>();
+  for (const auto& tool : input->tools) {
+    if (tool.name == name) {
+      // A named choice is a required call among that one tool.
+      input->tools = {tool};
+      input->tool_choice = engine::ToolChoice::kRequired;
+      return Status::Ok();
+    }
+  }
+  return Bad(fmt::format("'tool_choice' names the function '{}', which is not in 'tools'", name));
+}
+
+// response_format: text | json_object (optionally with "schema") | json_schema {json_schema:
+// {name, schema, strict}}. Returns the schema as JSON text, "" for plain text.
+Status ReadResponseFormat(const json& body, std::string* schema) {
+  auto it = body.find("response_format");
+  if (it == body.end() || it->is_null()) return Status::Ok();
+  if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string()) {
+    return Bad("'response_format' must be an object with a 'type'");
+  }
+  const std::string type = (*it)["type"].get<std::string>();
+  if (type == "text") return Status::Ok();
+  if (type == "json_object") {
+    auto s = it->find("schema");
+    *schema = s != it->end() && s->is_object() ? DumpJson(*s) : R"({"type":"object"})";
+    return Status::Ok();
+  }
+  if (type == "json_schema") {
+    auto wrapper = it->find("json_schema");
+    if (wrapper == it->end() || !wrapper->is_object()) {
+      return Bad("'response_format.json_schema' must be an object with a 'schema'");
+    }
+    auto s = wrapper->find("schema");
+    if (s == wrapper->end() || s->is_null()) {
+      *schema = R"({"type":"object"})";  // OpenAI allows a schema-less json_schema
+    } else if (!s->is_object()) {
+      return Bad(
+          fmt::format("'response_format.json_schema.schema' must be a JSON schema object, "
+                      "not {}",
+                      TypeName(*s)));
+    } else {
+      *schema = DumpJson(*s);
+    }
+    return Status::Ok();
+  }
+  return Bad(fmt::format("'response_format' type '{}' is not one of text, json_object, json_schema",
+                         type));
+}
+
+Status ReadGrammar(const json& body, std::string* grammar) {
+  auto it = body.find("grammar");
+  if (it == body.end() || it->is_null()) return Status::Ok();
+  if (!it->is_string()) return Bad("'grammar' must be a string of GBNF rules");
+  *grammar = it->get<std::string>();
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ValidateModelName(const std::string& name) {
@@ -163,17 +387,10 @@ Result<nlohmann::json> ParseJsonBody(const std::string& body) {
 Result<ChatRequest> ParseChatRequest(const nlohmann::json& body) {
   ChatRequest r;
   SNUG_RETURN_IF_ERROR(ReadParams(body, &r.params));
-  // Silently answering without what these ask for would mislead the client.
-  for (const char* unsupported : {"tools", "functions", "tool_choice", "function_call"}) {
-    if (auto t = body.find(unsupported); t != body.end() && !t->is_null() &&
-                                         !(t->is_array() && t->empty()) &&
-                                         !(t->is_string() && t->get<std::string>() == "none")) {
-      return Bad(fmt::format("'{}' is not supported: snug does not call tools", unsupported));
-    }
-  }
-  if (auto f = body.find("response_format"); f != body.end() && !f->is_null()) {
-    if (!f->is_object() || f->value("type", "") != "text") {
-      return Bad("only 'response_format': {\"type\": \"text\"} is supported (no JSON mode)");
+  for (const char* legacy : {"functions", "function_call"}) {
+    if (auto t = body.find(legacy); t != body.end() && !t->is_null()) {
+      return Bad(
+          fmt::format("'{}' is OpenAI's retired form; send 'tools' and 'tool_choice'", legacy));
     }
   }
   bool logprobs = false;
@@ -190,27 +407,40 @@ Result<ChatRequest> ParseChatRequest(const nlohmann::json& body) {
   } else if (logprobs) {
     r.params.logprobs = 0;
   }
-  auto it = body.find("messages");
-  if (it == body.end() || !it->is_array()) return Bad("'messages' must be an array of messages");
-  if (it->empty()) return Bad("'messages' must hold at least one message");
-  for (size_t i = 0; i < it->size(); ++i) {
-    const json& m = (*it)[i];
-    if (!m.is_object()) return Bad(fmt::format("messages[{}] must be an object", i));
-    auto role = m.find("role");
-    if (role == m.end() || !role->is_string()) {
-      return Bad(fmt::format("messages[{}].role must be a string", i));
+  engine::ChatInput& in = r.input;
+  SNUG_RETURN_IF_ERROR(ReadMessages(body, &in.messages));
+  SNUG_RETURN_IF_ERROR(ReadTools(body, &in.tools));
+  SNUG_RETURN_IF_ERROR(ReadToolChoice(body, &in));
+  if (auto p = body.find("parallel_tool_calls"); p != body.end() && !p->is_null()) {
+    if (!p->is_boolean()) return Bad("'parallel_tool_calls' must be true or false");
+    in.parallel_tool_calls = p->get<bool>();
+  }
+  SNUG_RETURN_IF_ERROR(ReadResponseFormat(body, &in.json_schema));
+  SNUG_RETURN_IF_ERROR(ReadGrammar(body, &in.grammar));
+  if (!in.grammar.empty() && !in.json_schema.empty()) {
+    return Bad("send either 'response_format' with a schema or 'grammar', not both");
+  }
+  if (!in.grammar.empty() && !in.tools.empty() && in.tool_choice != engine::ToolChoice::kNone) {
+    return Bad("'grammar' cannot be combined with 'tools': the tools' own grammar applies");
+  }
+  if (auto k = body.find("chat_template_kwargs"); k != body.end() && !k->is_null()) {
+    if (!k->is_object()) return Bad("'chat_template_kwargs' must be an object");
+    for (const auto& [key, value] : k->items()) {
+      in.template_kwargs[key] = DumpJson(value);
+      if (key == "enable_thinking") {
+        if (!value.is_boolean())
+          return Bad("'chat_template_kwargs.enable_thinking' must be true or false");
+        in.enable_thinking = value.get<bool>();
+      }
     }
-    Message msg;
-    msg.role = role->get<std::string>();
-    if (msg.role == "developer") msg.role = "system";
-    if (msg.role != "system" && msg.role != "user" && msg.role != "assistant" &&
-        msg.role != "tool") {
-      return Bad(fmt::format(
-          "messages[{}].role '{}' is not one of system, developer, user, assistant, tool", i,
-          msg.role));
+  }
+  if (auto e = body.find("reasoning_effort"); e != body.end() && !e->is_null()) {
+    if (!e->is_string()) return Bad("'reasoning_effort' must be a string");
+    if (e->get<std::string>() == "none") {
+      in.enable_thinking = false;
+    } else {
+      in.template_kwargs["reasoning_effort"] = DumpJson(*e);
     }
-    SNUG_RETURN_IF_ERROR(ReadContent(m, i, &msg.content));
-    r.messages.push_back(std::move(msg));
   }
   return r;
 }
@@ -236,6 +466,11 @@ Result<CompletionRequest> ParseCompletionRequest(const nlohmann::json& body) {
   if (r.prompt.empty()) return Bad("'prompt' must not be empty");
   if (auto e = body.find("echo"); e != body.end() && e->is_boolean() && e->get<bool>()) {
     return Bad("'echo' is not supported");
+  }
+  SNUG_RETURN_IF_ERROR(ReadResponseFormat(body, &r.json_schema));
+  SNUG_RETURN_IF_ERROR(ReadGrammar(body, &r.grammar));
+  if (!r.grammar.empty() && !r.json_schema.empty()) {
+    return Bad("send either 'response_format' with a schema or 'grammar', not both");
   }
   return r;
 }

@@ -11,16 +11,12 @@
 #include <vector>
 
 #include "core/status.h"
+#include "engine/chat.h"
 
 namespace snug::server {
 
 // Upper bound for max_tokens before the context check (which gives the precise limit).
 inline constexpr int64_t kMaxTokensLimit = 1 << 24;
-
-struct Message {
-  std::string role;  // system | developer | user | assistant | tool
-  std::string content;
-};
 
 // Sampling and length settings shared by chat and text completions.
 struct GenerationParams {
@@ -37,14 +33,20 @@ struct GenerationParams {
   int logprobs = -1;
 };
 
+// A chat request: sampling settings plus what the template and grammar need (messages with
+// tool calls and results, tools, tool_choice, response_format, a raw grammar, template kwargs).
+// "developer" messages arrive as "system"; a named tool_choice keeps only that tool and makes a
+// call required.
 struct ChatRequest {
   GenerationParams params;
-  std::vector<Message> messages;
+  engine::ChatInput input;
 };
 
 struct CompletionRequest {
   GenerationParams params;
   std::string prompt;
+  std::string json_schema;  // response_format's schema (JSON text), "" = none
+  std::string grammar;      // raw GBNF, "" = none
 };
 
 // One input of POST /v1/embeddings: text, or token ids of the model's vocabulary (OpenAI's

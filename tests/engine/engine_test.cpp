@@ -2,6 +2,8 @@
 // run, tokenizing, chat templates, generation limits, batching determinism and the runtime guard.
 #include "engine/engine.h"
 
+#include "engine/chat.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -101,11 +103,13 @@ TEST_F(EngineTest, TokenizeRoundTrips) {
 }
 
 TEST_F(EngineTest, ChatTemplateWrapsMessages) {
-  auto chat = ApplyChatTemplate(*model_, {{"system", "be brief"}, {"user", "hello there"}});
+  ChatInput input;
+  input.messages = {{"system", "be brief"}, {"user", "hello there"}};
+  auto chat = model_->chat().Render(input);
   ASSERT_TRUE(chat.ok()) << chat.status().ToString();
-  EXPECT_NE(chat->text.find("hello there"), std::string::npos);
-  EXPECT_NE(chat->text.find("be brief"), std::string::npos);
-  EXPECT_GT(chat->text.size(), std::string("be briefhello there").size());
+  EXPECT_NE(chat->prompt.find("hello there"), std::string::npos);
+  EXPECT_NE(chat->prompt.find("be brief"), std::string::npos);
+  EXPECT_GT(chat->prompt.size(), std::string("be briefhello there").size());
 }
 
 TEST_F(EngineTest, DryRunReportsHostMemoryWithoutAllocating) {

@@ -23,9 +23,75 @@ TEST(WireTest, ParsesChatWithAllFields) {
   EXPECT_EQ(r->params.temperature, 0.0f);
   EXPECT_EQ(r->params.seed, 3u);
   EXPECT_EQ(r->params.stop, (std::vector<std::string>{"a", "b"}));
-  ASSERT_EQ(r->messages.size(), 2u);
-  EXPECT_EQ(r->messages[0].role, "system");
-  EXPECT_EQ(r->messages[1].content, "xy");
+  ASSERT_EQ(r->input.messages.size(), 2u);
+  EXPECT_EQ(r->input.messages[0].role, "system");
+  EXPECT_EQ(r->input.messages[1].content, "xy");
+}
+
+TEST(WireTest, ParsesToolsHistoryAndFormats) {
+  auto r = ParseChatRequest(json::parse(R"({"model":"m",
+      "tools":[{"type":"function","function":{"name":"get_weather","description":"d",
+                "parameters":{"type":"object","properties":{"city":{"type":"string"}}}}},
+               {"type":"function","function":{"name":"noop"}}],
+      "tool_choice":{"type":"function","function":{"name":"get_weather"}},
+      "parallel_tool_calls":false,
+      "response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object"}}},
+      "chat_template_kwargs":{"enable_thinking":false},
+      "messages":[{"role":"user","content":"w?"},
+        {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
+          "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
+        {"role":"tool","tool_call_id":"call_1","content":"sunny"}]})"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const engine::ChatInput& in = r->input;
+  // A named choice keeps that tool alone and makes the call required.
+  ASSERT_EQ(in.tools.size(), 1u);
+  EXPECT_EQ(in.tools[0].name, "get_weather");
+  EXPECT_EQ(json::parse(in.tools[0].parameters)["properties"]["city"]["type"], "string");
+  EXPECT_EQ(in.tool_choice, engine::ToolChoice::kRequired);
+  EXPECT_EQ(in.parallel_tool_calls, false);
+  EXPECT_EQ(json::parse(in.json_schema), json::parse(R"({"type":"object"})"));
+  EXPECT_FALSE(in.enable_thinking);
+  ASSERT_EQ(in.messages.size(), 3u);
+  ASSERT_EQ(in.messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(in.messages[1].tool_calls[0].id, "call_1");
+  EXPECT_EQ(in.messages[1].tool_calls[0].arguments, R"({"city":"Paris"})");
+  EXPECT_EQ(in.messages[2].tool_call_id, "call_1");
+  EXPECT_EQ(in.messages[2].tool_name, "get_weather");  // named after the call it answers
+}
+
+TEST(WireTest, RejectsBadToolsAndFormats) {
+  const char* bad[] = {
+      // tools with a non-object parameters schema
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],
+          "tools":[{"type":"function","function":{"name":"f","parameters":"object"}}]})",
+      // tool_choice naming an unknown function
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],
+          "tools":[{"type":"function","function":{"name":"f"}}],
+          "tool_choice":{"type":"function","function":{"name":"g"}}})",
+      // a tool result without tool_call_id
+      R"({"model":"m","messages":[{"role":"user","content":"x"},{"role":"tool","content":"r"}]})",
+      // required with no tools, an unknown choice, legacy functions
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"required"})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"always"})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"functions":[{"name":"f"}]})",
+      // response_format: unknown type, non-object schema; grammar with a schema or tools
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"xml"}})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],
+          "response_format":{"type":"json_schema","json_schema":{"schema":12}}})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"grammar":"root ::= "a"",
+          "response_format":{"type":"json_object"}})",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"grammar":"root ::= "a"",
+          "tools":[{"type":"function","function":{"name":"f"}}]})",
+      // two tools with one name; a NUL in content
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],
+          "tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"f"}}]})",
+      R"({"model":"m","messages":[{"role":"user","content":"a\u0000b"}]})",
+  };
+  for (const char* body : bad) {
+    auto r = ParseChatRequest(json::parse(body));
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << body;
+  }
 }
 
 TEST(WireTest, RejectsBadBodies) {

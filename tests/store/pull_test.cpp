@@ -439,9 +439,15 @@ TEST_F(PullTest, ImportShowAndNamesInMessages) {
   EXPECT_EQ(j["fit"]["ok"], true);
   EXPECT_EQ(j["fit"]["n_ctx"], 4096);
   EXPECT_NE(j["chat_template"].get<std::string>().find("start_header_id"), std::string::npos);
+  // What llama.cpp's chat layer detects in the template: a tool-call format, no thinking tags.
+  ASSERT_TRUE(j.contains("chat_format")) << show.out;
+  EXPECT_FALSE(j["chat_format"]["tool_format"].get<std::string>().empty());
+  EXPECT_EQ(j["chat_format"]["supports_thinking"], false);
+  EXPECT_EQ(j["chat_format"]["caps"]["supports_system_role"], true);
   auto text = Snug({"show", "local/tiny"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("chat template"), std::string::npos);
+  EXPECT_NE(text.out.find("chat format   tools: "), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("fit here"), std::string::npos);
 
   auto ls = Snug({"ls"});
