@@ -16,9 +16,10 @@ deps:
 	@bash scripts/deps.sh
 
 # scripts/llama.sh prints the cache root; CMake imports libllama/ggml from there.
-# Tests compare snug's tokens with llama-completion's, so that tool is built with the libraries.
+# Tests compare snug's tokens with llama-completion's and its chat prompts with llama-server's,
+# so those tools are built with the libraries.
 llama: deps
-	@bash scripts/llama.sh llama llama-completion > $(BUILD).llama-root.tmp && mkdir -p $(BUILD) && mv $(BUILD).llama-root.tmp $(BUILD)/llama-root
+	@bash scripts/llama.sh llama llama-completion llama-server > $(BUILD).llama-root.tmp && mkdir -p $(BUILD) && mv $(BUILD).llama-root.tmp $(BUILD)/llama-root
 
 build: llama
 	@cmake -S . -B $(BUILD) -G Ninja -DSNUG_LLAMA_ROOT="$$(cat $(BUILD)/llama-root)" >/dev/null

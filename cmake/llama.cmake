@@ -2,10 +2,16 @@
 # Shared libraries are used so that GPU backends (CUDA/Vulkan/Metal) carry their own link
 # dependencies; the snug binary finds them through its RPATH.
 set(SNUG_LLAMA_SRC ${SNUG_LLAMA_ROOT}/src)
+# Found afresh on every configure (no cache entries): a new cache root (other llama.cpp build
+# options) must not keep linking the libraries found under the old one.
+foreach(var SNUG_LIBLLAMA SNUG_LIBGGML SNUG_LIBGGML_BASE SNUG_LIBLLAMA_COMMON)
+  unset(${var} CACHE)
+  unset(${var})
+endforeach()
 set(SNUG_LLAMA_BUILD ${SNUG_LLAMA_ROOT}/build)
-find_library(SNUG_LIBLLAMA NAMES llama PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/src NO_DEFAULT_PATH REQUIRED)
-find_library(SNUG_LIBGGML NAMES ggml PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/ggml/src NO_DEFAULT_PATH REQUIRED)
-find_library(SNUG_LIBGGML_BASE NAMES ggml-base PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/ggml/src NO_DEFAULT_PATH REQUIRED)
+find_library(SNUG_LIBLLAMA NAMES llama PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/src NO_DEFAULT_PATH NO_CACHE REQUIRED)
+find_library(SNUG_LIBGGML NAMES ggml PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/ggml/src NO_DEFAULT_PATH NO_CACHE REQUIRED)
+find_library(SNUG_LIBGGML_BASE NAMES ggml-base PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/ggml/src NO_DEFAULT_PATH NO_CACHE REQUIRED)
 get_filename_component(SNUG_LLAMA_LIBDIR ${SNUG_LIBLLAMA} DIRECTORY)
 
 # ggml alone (gguf writer, type traits, backend registry): allowed outside engine/.
@@ -28,7 +34,7 @@ set(SNUG_LLAMA_VERSION "v0.4.0")
 
 # llama.cpp's `common` library (Jinja chat templates, tool-call grammars and output parsers,
 # json-schema-to-grammar): engine/ only, like libllama.
-find_library(SNUG_LIBLLAMA_COMMON NAMES llama-common PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/common NO_DEFAULT_PATH REQUIRED)
+find_library(SNUG_LIBLLAMA_COMMON NAMES llama-common PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/common NO_DEFAULT_PATH NO_CACHE REQUIRED)
 add_library(snug_llama_common INTERFACE)
 target_include_directories(snug_llama_common SYSTEM INTERFACE ${SNUG_LLAMA_SRC}/common ${SNUG_LLAMA_SRC}/vendor)
 target_link_libraries(snug_llama_common INTERFACE ${SNUG_LIBLLAMA_COMMON} snug_llama)

@@ -30,7 +30,11 @@ cpu_flags=""
 if grep -qm1 '^flags.*amx_int8' /proc/cpuinfo 2>/dev/null; then
   cpu_flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 fi
-opt_sig=$(printf '%s|%s' "$extra_args" "$cpu_flags" | sha256sum | cut -c1-8)
+# libllama-common links llama.cpp's vendored cpp-httplib (0.54) statically and would export all of
+# it; snug's server uses Debian's cpp-httplib (0.11, a shared library), whose calls the dynamic
+# linker then bound to the other version's code (crashes on every request). Keep it private.
+link_flags="-Wl,--exclude-libs,libcpp-httplib.a"
+opt_sig=$(printf '%s|%s|%s' "$extra_args" "$cpu_flags" "$link_flags" | sha256sum | cut -c1-8)
 root="$cache/llama.cpp/${LLAMA_TAG}-${opt_sig}-${cpu_sig}"
 mkdir -p "$root"
 
@@ -74,6 +78,7 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF \
     -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_COMMON=ON \
     -DLLAMA_OPENSSL=ON -DCMAKE_C_FLAGS="$cpu_flags" -DCMAKE_CXX_FLAGS="$cpu_flags" \
+    -DCMAKE_SHARED_LINKER_FLAGS="$link_flags" \
     $extra_args >"$root/configure.log" 2>&1 || {
       log "configure failed, see $root/configure.log"; rm -f "$build/CMakeCache.txt"; exit 1; }
 fi

@@ -7,8 +7,13 @@ ctest --test-dir "$build" --output-on-failure -j "$(nproc)" "$@"
 # The openai npm client against a real `snug serve` (tests/node); installed here on first use.
 if [ -f tests/node/package.json ]; then
   snug_binary="$(cd "$build" && pwd)/snug"
-  if [ ! -d tests/node/node_modules ]; then
-    (cd tests/node && npm install --no-audit --no-fund)
+  # Real chat templates for the tool and reasoning tests come from llama.cpp's source tree.
+  llama_src="$(cat "$build/llama-root")/src"
+  # Reinstall when the lockfile changed since the last install (a checkout that moved on).
+  stamp=tests/node/node_modules/.snug-lock
+  if [ ! -f "$stamp" ] || ! cmp -s tests/node/package-lock.json "$stamp"; then
+    (cd tests/node && npm ci --no-audit --no-fund)
+    cp tests/node/package-lock.json "$stamp"
   fi
-  (cd tests/node && SNUG_BINARY="$snug_binary" node --test)
+  (cd tests/node && SNUG_BINARY="$snug_binary" SNUG_LLAMA_SRC="$llama_src" node --test)
 fi

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Aggregate decode throughput of a server: N concurrent greedy streamed completions.
 
-Usage: load.py PORT MODEL STREAMS MAX_TOKENS REPEATS
+Usage: load.py PORT MODEL STREAMS MAX_TOKENS REPEATS [SCHEMA_JSON]
 MODEL "llama-server" selects llama.cpp's native /completion route (its OpenAI routes parse the
 output for a chat format and fail on a random model's text; streamed, the tokens still arrive
 one event each and are counted). Any other MODEL uses snug's /v1/completions with usage.
+SCHEMA_JSON constrains every answer to that JSON schema (snug: response_format json_schema;
+llama-server: its json_schema field), so the grammar sampler's cost is in the figure.
 Prints one JSON line per repeat: {"streams", "tokens", "seconds", "tokens_per_second"}.
 Standard library only.
 """
@@ -16,15 +18,20 @@ import urllib.error
 import urllib.request
 
 
-def complete(port, model, prompt, max_tokens, out, i):
+def complete(port, model, prompt, max_tokens, out, i, schema=None):
     llama = model == "llama-server"
     if llama:
         path = "/completion"
         body = {"prompt": prompt, "n_predict": max_tokens, "temperature": 0, "stream": True}
+        if schema is not None:
+            body["json_schema"] = schema
     else:
         path = "/v1/completions"
         body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
                 "stream": True, "stream_options": {"include_usage": True}}
+        if schema is not None:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "bench", "schema": schema}}
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(),
                                  {"Content-Type": "application/json"})
     tokens = 0
@@ -53,12 +60,13 @@ def complete(port, model, prompt, max_tokens, out, i):
 def main():
     port, model = int(sys.argv[1]), sys.argv[2]
     streams, max_tokens, repeats = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    complete(port, model, "warm up", 8, [0], 0)  # first request pays the weights' page faults
+    schema = json.loads(sys.argv[6]) if len(sys.argv) > 6 else None
+    complete(port, model, "warm up", 8, [0], 0, schema)  # first request pays the weights' page faults
     for _ in range(repeats):
         out = [0] * streams
         threads = [threading.Thread(target=complete,
                                     args=(port, model, f"Story {i}: once upon a time", max_tokens,
-                                          out, i)) for i in range(streams)]
+                                          out, i, schema)) for i in range(streams)]
         start = time.monotonic()
         for t in threads:
             t.start()

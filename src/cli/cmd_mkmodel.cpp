@@ -1,4 +1,5 @@
-// snug mkmodel PRESET OUT.gguf [--weights zero|random] [--seed S] [--type T] | snug mkmodel --list
+// snug mkmodel PRESET OUT.gguf [--weights zero|random] [--seed S] [--type T] [--chat-template F]
+// | snug mkmodel --list
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -20,6 +21,8 @@ struct MkmodelFlags {
   std::string weights = "zero";
   uint64_t seed = 42;
   std::string type;
+  std::string
+      chat_template_file;  // replaces the preset's template (tests use llama.cpp's real ones)
   bool list = false;
 };
 
@@ -47,7 +50,7 @@ Status Mkmodel(const MkmodelFlags& flags) {
   if (flags.preset.empty() || flags.out.empty()) {
     return Status::InvalidArgument(
         "usage: snug mkmodel PRESET OUT.gguf [--weights zero|random] [--seed S] [--type T] "
-        "(snug mkmodel --list shows the presets)");
+        "[--chat-template FILE] (snug mkmodel --list shows the presets)");
   }
   auto found = synth::FindPreset(flags.preset);
   if (!found.ok()) return Status::InvalidArgument(found.status().message());
@@ -65,6 +68,10 @@ Status Mkmodel(const MkmodelFlags& flags) {
   options.seed = flags.seed;
   if (!flags.type.empty()) {
     SNUG_ASSIGN_OR_RETURN(preset, synth::WithType(preset, flags.type));
+  }
+  if (!flags.chat_template_file.empty()) {
+    SNUG_ASSIGN_OR_RETURN(preset.chat_template,
+                          ReadFlagFile(flags.chat_template_file, "chat template file"));
   }
 
   SNUG_RETURN_IF_ERROR(synth::WriteModel(preset, flags.out, options));
@@ -90,6 +97,8 @@ void AddMkmodelCommand(CLI::App& root, int* exit_code) {
                   "zero (default: sparse file, no disk used) or random (quantized noise)");
   cmd->add_option("--seed", flags->seed, "Seed for --weights random (default 42)");
   cmd->add_option("--type", flags->type, "Quantization: Q4_K_M, Q8_0 or F16 (overrides the name)");
+  cmd->add_option("--chat-template", flags->chat_template_file,
+                  "Jinja chat template file written into the model (tokenizer.chat_template)");
   cmd->add_flag("--list", flags->list, "List the presets with their size");
   cmd->callback([flags, exit_code] { *exit_code = Report(Mkmodel(*flags)); });
 }

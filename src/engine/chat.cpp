@@ -207,8 +207,12 @@ Result<RenderedChat> ChatTemplates::Render(const ChatInput& input) const {
     // Grammars derived from a schema or tools cover the whole answer, including what the
     // template already wrote; a user's own grammar starts where the answer starts.
     out.grammar.prefill = input.grammar.empty();
-    SNUG_RETURN_IF_ERROR(CheckGrammar(*model_, out.grammar.gbnf));
+  } else if (!input.grammar.empty()) {
+    // common's Jinja path derives grammars for schemas and tools only; a user's own grammar
+    // applies from the first generated token on, as llama-server applies it.
+    out.grammar.gbnf = input.grammar;
   }
+  SNUG_RETURN_IF_ERROR(CheckGrammar(*model_, out.grammar.gbnf));
   auto parser = std::make_shared<ChatParser>();
   parser->params = common_chat_parser_params(params);
   parser->params.reasoning_format = COMMON_REASONING_FORMAT_DEEPSEEK;

@@ -240,6 +240,11 @@ struct SamplingParams {
   float min_p = 0.05f;          // 0 = off
   float repeat_penalty = 1.0f;  // 1 = off
   int repeat_last_n = 64;
+  // OpenAI's penalties (-2..2, 0 = off), over the last repeat_last_n tokens as llama-server does.
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  // Added to a token's logit before sampling (OpenAI's logit_bias; -inf bans the token).
+  std::vector<std::pair<Token, float>> logit_bias;
   uint32_t seed = 0xFFFFFFFF;     // 0xFFFFFFFF = random
   int max_tokens = -1;            // -1 = until EOG / stop / context full
   std::vector<std::string> stop;  // the stop string itself is not emitted

@@ -12,6 +12,11 @@
 namespace snug::engine {
 namespace {
 
+bool HasPenalties(const SamplingParams& p) {
+  return p.repeat_last_n != 0 &&
+         (p.repeat_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f);
+}
+
 llama_sampler* MakeChain(const Model& model, const SamplingParams& p) {
   llama_sampler_chain_params chain_params = llama_sampler_chain_default_params();
   chain_params.no_perf = true;
@@ -27,9 +32,18 @@ llama_sampler* MakeChain(const Model& model, const SamplingParams& p) {
         chain, llama_sampler_init_logit_bias(model.n_vocab(), static_cast<int32_t>(biases.size()),
                                              biases.data()));
   }
-  if (p.repeat_penalty != 1.0f && p.repeat_last_n != 0) {
-    llama_sampler_chain_add(chain, llama_sampler_init_penalties(model.n_vocab(), p.repeat_last_n,
-                                                                p.repeat_penalty, 0.0f, 0.0f));
+  if (!p.logit_bias.empty()) {
+    std::vector<llama_logit_bias> biases;
+    for (const auto& [token, bias] : p.logit_bias)
+      biases.push_back({token, bias});
+    llama_sampler_chain_add(
+        chain, llama_sampler_init_logit_bias(model.n_vocab(), static_cast<int32_t>(biases.size()),
+                                             biases.data()));
+  }
+  if (HasPenalties(p)) {
+    llama_sampler_chain_add(
+        chain, llama_sampler_init_penalties(model.n_vocab(), p.repeat_last_n, p.repeat_penalty,
+                                            p.frequency_penalty, p.presence_penalty));
   }
   if (p.temperature <= 0.0f) {
     llama_sampler_chain_add(chain, llama_sampler_init_greedy());
@@ -46,7 +60,7 @@ llama_sampler* MakeChain(const Model& model, const SamplingParams& p) {
 // Plain greedy (no penalties): the argmax needs no sampler chain, which would copy the whole
 // vocabulary into a candidate array for every token.
 bool PlainGreedy(const SamplingParams& p) {
-  return p.temperature <= 0.0f && (p.repeat_penalty == 1.0f || p.repeat_last_n == 0);
+  return p.temperature <= 0.0f && !HasPenalties(p) && p.logit_bias.empty();
 }
 
 // The greedy pick when end-of-generation tokens are banned (ignore_eos): the largest other one.

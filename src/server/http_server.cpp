@@ -563,6 +563,17 @@ void HttpServer::Routes() {
     const int64_t n_prompt = static_cast<int64_t>(tokens->size());
     sampling.temperature = params.temperature;
     sampling.top_p = params.top_p;
+    sampling.frequency_penalty = params.frequency_penalty;
+    sampling.presence_penalty = params.presence_penalty;
+    for (const auto& [id, bias] : params.logit_bias) {
+      if (id >= model.n_vocab()) {
+        return SendStatus(res, Status::InvalidArgument(fmt::format(
+                                   "'logit_bias' names token {}, outside the vocabulary of model "
+                                   "'{}' ({} tokens)",
+                                   id, params.model, model.n_vocab())));
+      }
+      sampling.logit_bias.emplace_back(static_cast<engine::Token>(id), bias);
+    }
     if (params.seed) sampling.seed = *params.seed;
     sampling.stop.insert(sampling.stop.end(), params.stop.begin(), params.stop.end());
     sampling.logprobs = params.logprobs;

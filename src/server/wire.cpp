@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 namespace snug::server {
@@ -79,6 +81,28 @@ Status ReadModel(const json& body, std::string* out) {
   return ValidateModelName(*out);
 }
 
+// logit_bias: {"token id": bias}, as OpenAI sends it (ids as object keys).
+Status ReadLogitBias(const json& body, std::vector<std::pair<int64_t, float>>* out) {
+  auto it = body.find("logit_bias");
+  if (it == body.end() || it->is_null()) return Status::Ok();
+  if (!it->is_object()) return Bad("'logit_bias' must be an object of token id -> bias");
+  if (it->size() > 1024) return Bad("'logit_bias' may hold at most 1024 tokens");
+  for (const auto& [key, value] : it->items()) {
+    char* end = nullptr;
+    errno = 0;
+    const long long id = std::strtoll(key.c_str(), &end, 10);
+    if (key.empty() || *end != '\0' || errno != 0 || id < 0) {
+      return Bad(fmt::format("'logit_bias' key '{}' is not a token id", key));
+    }
+    if (!value.is_number() || !std::isfinite(value.get<double>()) ||
+        std::fabs(value.get<double>()) > 100.0) {
+      return Bad(fmt::format("'logit_bias' for token {} must be a number from -100 to 100", key));
+    }
+    out->emplace_back(id, value.get<float>());
+  }
+  return Status::Ok();
+}
+
 Status ReadParams(const json& body, GenerationParams* p) {
   if (!body.is_object()) return Bad("the request body must be a JSON object");
   SNUG_RETURN_IF_ERROR(ReadModel(body, &p->model));
@@ -101,6 +125,9 @@ Status ReadParams(const json& body, GenerationParams* p) {
   SNUG_RETURN_IF_ERROR(ReadMaxTokens(body, &p->max_tokens));
   SNUG_RETURN_IF_ERROR(ReadNumber(body, "temperature", 0.0, 2.0, &p->temperature));
   SNUG_RETURN_IF_ERROR(ReadNumber(body, "top_p", 0.0, 1.0, &p->top_p));
+  SNUG_RETURN_IF_ERROR(ReadNumber(body, "frequency_penalty", -2.0, 2.0, &p->frequency_penalty));
+  SNUG_RETURN_IF_ERROR(ReadNumber(body, "presence_penalty", -2.0, 2.0, &p->presence_penalty));
+  SNUG_RETURN_IF_ERROR(ReadLogitBias(body, &p->logit_bias));
   if (auto it = body.find("seed"); it != body.end() && !it->is_null()) {
     if (!it->is_number_integer()) return Bad("'seed' must be an integer");
     // Any integer is accepted; llama.cpp seeds are 32-bit and 0xFFFFFFFF means "random".

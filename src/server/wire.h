@@ -26,6 +26,11 @@ struct GenerationParams {
   std::optional<int> max_tokens;  // max_tokens or max_completion_tokens
   float temperature = 1.0f;       // OpenAI's default
   float top_p = 1.0f;
+  float frequency_penalty = 0.0f;  // -2..2, over the last 64 tokens as llama-server applies it
+  float presence_penalty = 0.0f;
+  // logit_bias: token id -> bias (-100..100), added to the logit; ids are checked against the
+  // model's vocabulary when the model is known.
+  std::vector<std::pair<int64_t, float>> logit_bias;
   std::optional<uint32_t> seed;
   std::vector<std::string> stop;
   // Log-probabilities: -1 = off, else how many alternatives per token (chat: "logprobs": true

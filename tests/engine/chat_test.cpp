@@ -63,7 +63,8 @@ class ChatTest : public ::testing::Test {
 
   // Runs the rendered chat to its end on a fresh context and reads the answer back.
   static Result<ParsedChat> Answer(Model* model, const RenderedChat& chat, float temperature,
-                                   int max_tokens = 160) {
+                                   int max_tokens = 160,
+                                   std::vector<std::pair<Token, float>> logit_bias = {}) {
     ContextOptions options;
     options.n_ctx = 2048;
     options.n_threads = 2;
@@ -76,6 +77,7 @@ class ChatTest : public ::testing::Test {
     sampling.grammar = chat.grammar;
     sampling.stop = chat.stops;
     sampling.kept_special_tokens = chat.preserved_tokens;
+    sampling.logit_bias = std::move(logit_bias);
     SNUG_ASSIGN_OR_RETURN(Generation gen, Generate(context.get(), prompt, sampling));
     ChatReader reader(chat.parser);
     reader.Append(gen.text, /*final=*/true);
@@ -110,10 +112,19 @@ void ExpectValidWeatherCall(const ParsedChat& answer) {
   EXPECT_EQ(args.size(), 2u);
 }
 
+// llama.cpp's grammars for tool_choice "required" let the model write text before its call (as a
+// real model may); random weights would ramble on, so a bias on "{" makes them open the call at
+// once. From there on the grammar alone decides: every call must come out valid for its schema.
+std::vector<std::pair<Token, float>> OpenBraceBias(const Model& model, float bias) {
+  auto brace = model.SingleToken("{");
+  EXPECT_TRUE(brace.has_value());
+  return {{brace.value_or(0), bias}};
+}
+
 TEST_F(ChatTest, RequiredToolCallFromRandomWeightsIsValid) {
   for (const char* tmpl :
-       {"meta-llama-Llama-3.1-8B-Instruct.jinja",
-        "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", "Qwen-Qwen2.5-7B-Instruct.jinja"}) {
+       {"meta-llama-Llama-3.1-8B-Instruct.jinja", "meta-llama-Llama-3.2-3B-Instruct.jinja",
+        "meta-llama-Llama-3.3-70B-Instruct.jinja"}) {
     SCOPED_TRACE(tmpl);
     auto model = Load(tmpl);
     ASSERT_NE(model, nullptr);
@@ -121,11 +132,42 @@ TEST_F(ChatTest, RequiredToolCallFromRandomWeightsIsValid) {
     ASSERT_TRUE(chat.ok()) << chat.status().ToString();
     EXPECT_NE(chat->prompt.find("get_weather"), std::string::npos);  // the tool is described
     EXPECT_FALSE(chat->grammar.empty());
+    EXPECT_FALSE(chat->grammar.lazy);
     for (float temperature : {0.0f, 1.0f}) {
-      auto answer = Answer(model.get(), *chat, temperature);
+      auto answer = Answer(model.get(), *chat, temperature, 160, OpenBraceBias(*model, 30.0f));
       ASSERT_TRUE(answer.ok()) << answer.status().ToString();
       ExpectValidWeatherCall(*answer);
     }
+  }
+}
+
+// Formats whose calls sit between tags ("<tool_call>...</tool_call>") need their markers as
+// single tokens, which the synthetic model's vocabulary lacks: for those the tools are checked
+// in the prompt, the grammar, and the parse of an answer in the format.
+TEST_F(ChatTest, TaggedToolCallFormatsRenderAndParse) {
+  const std::string hermes_call =
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", "
+      "\"days\": 3}}\n</tool_call>";
+  const std::pair<const char*, std::string> cases[] = {
+      {"NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", hermes_call},
+      {"Qwen-Qwen2.5-7B-Instruct.jinja", hermes_call},
+      {"Qwen-Qwen3-0.6B.jinja", hermes_call},
+      {"mistralai-Mistral-Nemo-Instruct-2407.jinja",
+       "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", "
+       "\"days\": 3}, \"id\": \"abcdef123\"}]"},
+  };
+  for (const auto& [tmpl, output] : cases) {
+    SCOPED_TRACE(tmpl);
+    auto model = Load(tmpl);
+    ASSERT_NE(model, nullptr);
+    auto chat = model->chat().Render(WeatherQuestion());
+    ASSERT_TRUE(chat.ok()) << chat.status().ToString();
+    EXPECT_NE(chat->prompt.find("get_weather"), std::string::npos);
+    EXPECT_NE(chat->grammar.gbnf.find("get_weather"), std::string::npos);
+    ChatReader reader(chat->parser);
+    reader.Append(output, /*final=*/true);
+    ExpectValidWeatherCall(reader.message());
+    EXPECT_EQ(reader.message().content, "");
   }
 }
 
@@ -150,18 +192,52 @@ TEST_F(ChatTest, JsonSchemaAnswerFollowsTheSchema) {
   }
 }
 
+std::string Trim(const std::string& s) {
+  const size_t begin = s.find_first_not_of(" \n");
+  const size_t end = s.find_last_not_of(" \n");
+  return begin == std::string::npos ? "" : s.substr(begin, end - begin + 1);
+}
+
 TEST_F(ChatTest, ReasoningIsReadApartFromContent) {
-  auto model = Load("deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja");
+  // Random weights never close a thought on their own: a grammar writes the answer's shape, with
+  // the thinking tags where each template's model would write them (R1's template opens the
+  // thought itself).
+  const std::pair<const char*, const char*> cases[] = {
+      {"deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja",
+       R"(root ::= "Two and two." "</think>" "Four.")"},
+      {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja",
+       R"(root ::= "Two and two." "</think>" "Four.")"},
+      {"Qwen-Qwen3-0.6B.jinja", R"(root ::= "<think>\nTwo and two.\n</think>\n\nFour.")"},
+  };
+  for (const auto& [tmpl, grammar] : cases) {
+    SCOPED_TRACE(tmpl);
+    auto model = Load(tmpl);
+    ASSERT_NE(model, nullptr);
+    ChatInput input;
+    input.messages = {{"user", "What is 2+2?"}};
+    input.grammar = grammar;
+    auto chat = model->chat().Render(input);
+    ASSERT_TRUE(chat.ok()) << chat.status().ToString();
+    auto answer = Answer(model.get(), *chat, 0.0f);
+    ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+    // The newlines around a thought are the format's (llama-server returns them alike).
+    EXPECT_EQ(Trim(answer->reasoning_content), "Two and two.");
+    EXPECT_EQ(answer->content, "Four.");
+  }
+}
+
+TEST_F(ChatTest, ThinkingCanBeTurnedOff) {
+  auto model = Load("Qwen-Qwen3-0.6B.jinja");
+  ASSERT_NE(model, nullptr);
   ChatInput input;
   input.messages = {{"user", "What is 2+2?"}};
-  // Random weights never close a thought on their own: a grammar writes the answer's shape.
-  input.grammar = R"(root ::= "Two and two." "</think>" "Four.")";
-  auto chat = model->chat().Render(input);
-  ASSERT_TRUE(chat.ok()) << chat.status().ToString();
-  auto answer = Answer(model.get(), *chat, 0.0f);
-  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
-  EXPECT_EQ(answer->reasoning_content, "Two and two.");
-  EXPECT_EQ(answer->content, "Four.");
+  auto thinking = model->chat().Render(input);
+  input.enable_thinking = false;
+  auto direct = model->chat().Render(input);
+  ASSERT_TRUE(thinking.ok() && direct.ok());
+  // Qwen3's template closes an empty thought in the prompt when thinking is off.
+  EXPECT_EQ(thinking->prompt.find("</think>"), std::string::npos) << thinking->prompt;
+  EXPECT_NE(direct->prompt.find("</think>"), std::string::npos) << direct->prompt;
 }
 
 TEST_F(ChatTest, StreamedDeltasAddUpToTheWholeMessage) {
@@ -178,6 +254,7 @@ TEST_F(ChatTest, StreamedDeltasAddUpToTheWholeMessage) {
   SamplingParams sampling;
   sampling.temperature = 0;
   sampling.max_tokens = 160;
+  sampling.logit_bias = OpenBraceBias(*model, 30.0f);
   sampling.grammar = chat->grammar;
   sampling.stop = chat->stops;
   sampling.kept_special_tokens = chat->preserved_tokens;

@@ -88,5 +88,36 @@ TEST_F(RunCliTest, ExplicitContextThatDoesNotFitExitsThree) {
   EXPECT_EQ(r.out, "");
 }
 
+// --json-schema: the answer is JSON valid for the schema, even from random weights; --chat-template
+// replaces the GGUF's template (a template that does not parse is a usage error with the reason).
+TEST_F(RunCliTest, JsonSchemaAndChatTemplateFlags) {
+  TempDir dir;
+  const std::string schema = dir.path() + "/schema.json";
+  std::ofstream(schema) << R"({"type":"object","properties":{"n":{"type":"integer","minimum":0,
+      "maximum":9},"ok":{"type":"boolean"}},"required":["n","ok"],"additionalProperties":false})";
+  ProcessResult r =
+      RunProcess({SNUG_BINARY, "run", model_, "A count please", "--json-schema", schema, "--temp",
+                  "0.9", "--seed", "4", "-n", "60", "--json", "--ctx", "1024"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  auto answer = nlohmann::json::parse(j["text"].get<std::string>(), nullptr, false);
+  ASSERT_TRUE(answer.is_object()) << j["text"];
+  EXPECT_TRUE(answer["n"].is_number_integer());
+  EXPECT_TRUE(answer["ok"].is_boolean());
+  EXPECT_EQ(j["finish_reason"], "stop");
+
+  const std::string tmpl =
+      std::string(SNUG_LLAMA_SRC) + "/models/templates/" + "meta-llama-Llama-3.2-3B-Instruct.jinja";
+  ProcessResult with_template = RunProcess({SNUG_BINARY, "run", model_, "Hi", "--chat-template",
+                                            tmpl, "-n", "2", "--json", "--ctx", "1024"});
+  EXPECT_EQ(with_template.exit_code, 0) << with_template.err;
+  const std::string broken = dir.path() + "/broken.jinja";
+  std::ofstream(broken) << "{% for m in messages %}{{ m.content ";
+  ProcessResult bad = RunProcess(
+      {SNUG_BINARY, "run", model_, "Hi", "--chat-template", broken, "-n", "2", "--ctx", "1024"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("chat template"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace snug::testing

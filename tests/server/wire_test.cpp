@@ -1,6 +1,8 @@
 // The request parsers on their own: every malformed body is an InvalidArgument sentence.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "server/api_error.h"
 #include "server/wire.h"
 
@@ -78,9 +80,9 @@ TEST(WireTest, RejectsBadToolsAndFormats) {
       R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"xml"}})",
       R"({"model":"m","messages":[{"role":"user","content":"x"}],
           "response_format":{"type":"json_schema","json_schema":{"schema":12}}})",
-      R"({"model":"m","messages":[{"role":"user","content":"x"}],"grammar":"root ::= "a"",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"grammar":"root ::= \"a\"",
           "response_format":{"type":"json_object"}})",
-      R"({"model":"m","messages":[{"role":"user","content":"x"}],"grammar":"root ::= "a"",
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"grammar":"root ::= \"a\"",
           "tools":[{"type":"function","function":{"name":"f"}}]})",
       // two tools with one name; a NUL in content
       R"({"model":"m","messages":[{"role":"user","content":"x"}],
@@ -91,6 +93,30 @@ TEST(WireTest, RejectsBadToolsAndFormats) {
     auto r = ParseChatRequest(json::parse(body));
     ASSERT_FALSE(r.ok()) << body;
     EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << body;
+  }
+}
+
+TEST(WireTest, ParsesPenaltiesAndLogitBias) {
+  auto r = ParseChatRequest(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x"}],
+      "frequency_penalty":1.5,"presence_penalty":-0.5,"logit_bias":{"90":100,"13":-100}})"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_FLOAT_EQ(r->params.frequency_penalty, 1.5f);
+  EXPECT_FLOAT_EQ(r->params.presence_penalty, -0.5f);
+  ASSERT_EQ(r->params.logit_bias.size(), 2u);
+  std::map<int64_t, float> bias(r->params.logit_bias.begin(), r->params.logit_bias.end());
+  EXPECT_FLOAT_EQ(bias[90], 100.0f);
+  EXPECT_FLOAT_EQ(bias[13], -100.0f);
+  for (const char* body : {
+           R"({"model":"m","prompt":"x","frequency_penalty":3})",
+           R"({"model":"m","prompt":"x","presence_penalty":"high"})",
+           R"({"model":"m","prompt":"x","logit_bias":{"abc":1}})",
+           R"({"model":"m","prompt":"x","logit_bias":{"-4":1}})",
+           R"({"model":"m","prompt":"x","logit_bias":{"5":101}})",
+           R"({"model":"m","prompt":"x","logit_bias":[5]})",
+       }) {
+    auto bad = ParseCompletionRequest(json::parse(body));
+    ASSERT_FALSE(bad.ok()) << body;
+    EXPECT_EQ(bad.status().code(), Code::kInvalidArgument) << body;
   }
 }
 
