@@ -504,8 +504,10 @@ void HttpServer::Routes() {
       if (!vectors.ok()) return SendStatus(res, vectors.status());
       json data = json::array();
       for (size_t i = 0; i < vectors->size(); ++i) {
+        json embedding =
+            request->base64 ? json(EmbeddingBase64((*vectors)[i])) : json(std::move((*vectors)[i]));
         data.push_back(
-            {{"object", "embedding"}, {"index", i}, {"embedding", std::move((*vectors)[i])}});
+            {{"object", "embedding"}, {"index", i}, {"embedding", std::move(embedding)}});
       }
       metrics_.CountTokens(prompt_tokens, 0);
       SendJson(res, 200,

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 
 namespace snug::server {
@@ -543,9 +544,11 @@ Result<EmbeddingRequest> ParseEmbeddingRequest(const nlohmann::json& body) {
     if (!input.is_tokens && input.text.empty()) return Bad(kForms);
   }
   if (auto f = body.find("encoding_format"); f != body.end() && !f->is_null()) {
-    if (!f->is_string() || f->get<std::string>() != "float") {
-      return Bad("only 'encoding_format': \"float\" is supported");
+    const std::string format = f->is_string() ? f->get<std::string>() : "";
+    if (format != "float" && format != "base64") {
+      return Bad("'encoding_format' must be \"float\" or \"base64\"");
     }
+    r.base64 = format == "base64";
   }
   return r;
 }
@@ -571,6 +574,30 @@ Result<std::string> ParseModelField(const nlohmann::json& body) {
   std::string model;
   SNUG_RETURN_IF_ERROR(ReadModel(body, &model));
   return model;
+}
+
+std::string EmbeddingBase64(const std::vector<float>& values) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string bytes;
+  bytes.reserve(values.size() * 4);
+  for (float v : values) {
+    uint32_t bits = 0;
+    std::memcpy(&bits, &v, sizeof bits);
+    for (int i = 0; i < 4; ++i)  // little-endian whatever the host's order
+      bytes.push_back(static_cast<char>((bits >> (8 * i)) & 0xFF));
+  }
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    const size_t n = std::min<size_t>(3, bytes.size() - i);
+    uint32_t chunk = 0;
+    for (size_t k = 0; k < 3; ++k)
+      chunk = (chunk << 8) | (k < n ? static_cast<unsigned char>(bytes[i + k]) : 0u);
+    for (size_t k = 0; k < 4; ++k)
+      out.push_back(k <= n ? kAlphabet[(chunk >> (18 - 6 * k)) & 0x3F] : '=');
+  }
+  return out;
 }
 
 std::string NewId(const std::string& prefix) {

@@ -65,6 +65,9 @@ struct EmbeddingInput {
 struct EmbeddingRequest {
   std::string model;
   std::vector<EmbeddingInput> inputs;
+  // encoding_format "base64": each vector as base64 of its little-endian float32 bytes, as
+  // OpenAI sends it (the openai SDKs ask for this unless told otherwise); "float" otherwise.
+  bool base64 = false;
 };
 
 struct PlanApiRequest {
@@ -84,6 +87,9 @@ Result<EmbeddingRequest> ParseEmbeddingRequest(const nlohmann::json& body);
 Result<PlanApiRequest> ParsePlanRequest(const nlohmann::json& body);
 // {"model": "..."} for load/unload.
 Result<std::string> ParseModelField(const nlohmann::json& body);
+
+// An embedding as OpenAI's base64 form: the float32 values' little-endian bytes, base64-encoded.
+std::string EmbeddingBase64(const std::vector<float>& values);
 
 // A fresh id with the given prefix: "chatcmpl-3f9a...".
 std::string NewId(const std::string& prefix);

@@ -176,3 +176,21 @@ test('concurrent streams all complete', async () => {
   })());
   for (const finish of await Promise.all(runs)) assert.ok(['stop', 'length'].includes(finish));
 });
+
+test('embeddings with the SDK defaults (base64 on the wire) equal the float form', async () => {
+  // The SDK asks for encoding_format "base64" unless told otherwise and decodes it itself.
+  const r = await client.embeddings.create({ model: 'tiny', input: ['hello there', 'bye'] });
+  assert.equal(r.data.length, 2);
+  const floats = await client.embeddings.create({
+    model: 'tiny', input: ['hello there', 'bye'], encoding_format: 'float',
+  });
+  for (let i = 0; i < 2; i++) {
+    const v = r.data[i].embedding;
+    assert.equal(v.length, 128); // tiny's n_embd
+    const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    assert.ok(Math.abs(norm - 1) < 1e-4, `norm ${norm}`);
+    // float32 on the wire vs JSON numbers of the same float32 values
+    v.forEach((x, k) => assert.ok(Math.abs(x - floats.data[i].embedding[k]) < 1e-6));
+  }
+  assert.ok(r.usage.prompt_tokens > 0);
+});

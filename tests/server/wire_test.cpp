@@ -190,9 +190,21 @@ TEST(WireTest, CompletionAndEmbeddingInputs) {
             .ok())
         << bad;
   }
+  auto base64 =
+      ParseEmbeddingRequest(json::parse(R"({"model":"m","input":"a","encoding_format":"base64"})"));
+  ASSERT_TRUE(base64.ok());
+  EXPECT_TRUE(base64->base64);
   EXPECT_FALSE(
-      ParseEmbeddingRequest(json::parse(R"({"model":"m","input":"a","encoding_format":"base64"})"))
+      ParseEmbeddingRequest(json::parse(R"({"model":"m","input":"a","encoding_format":"int8"})"))
           .ok());
+}
+
+TEST(WireTest, EmbeddingBase64IsLittleEndianFloat32) {
+  // 1.0f = 00 00 80 3F, -2.0f = 00 00 00 C0, 0.5f = 00 00 00 3F (little-endian bytes).
+  EXPECT_EQ(EmbeddingBase64({1.0f}), "AACAPw==");
+  EXPECT_EQ(EmbeddingBase64({1.0f, -2.0f}), "AACAPwAAAMA=");
+  EXPECT_EQ(EmbeddingBase64({1.0f, -2.0f, 0.5f}), "AACAPwAAAMAAAAA/");
+  EXPECT_EQ(EmbeddingBase64({}), "");
 }
 
 TEST(WireTest, ErrorStatusesFollowTheCode) {
