@@ -355,13 +355,16 @@ void AddRunCommand(CLI::App& root, int* exit_code) {
   cmd->add_option("PROMPT", flags->prompt, "The prompt; omit for a chat (or to read stdin)");
   AddFitFlags(cmd, &flags->fit);
   cmd->add_option("-n,--n-predict", flags->n_predict, "Most tokens to generate (-1 = no limit)");
-  cmd->add_option("--temp", flags->temperature, "Temperature (0 = greedy)");
+  cmd->add_option("--temp", flags->temperature, "Temperature (0 = greedy)")
+      ->check(FiniteIn(0, 100));
   cmd->add_option("--seed", flags->seed, "Sampling seed (default random)");
-  cmd->add_option("--threads", flags->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--threads", flags->threads, "CPU threads (default: all usable cores)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-k", flags->top_k, "Top-k sampling (0 = off)");
-  cmd->add_option("--top-p", flags->top_p, "Top-p sampling (1 = off)");
-  cmd->add_option("--min-p", flags->min_p, "Min-p sampling (0 = off)");
-  cmd->add_option("--repeat-penalty", flags->repeat_penalty, "Repeat penalty (1 = off)");
+  cmd->add_option("--top-p", flags->top_p, "Top-p sampling (1 = off)")->check(FiniteIn(0, 1));
+  cmd->add_option("--min-p", flags->min_p, "Min-p sampling (0 = off)")->check(FiniteIn(0, 1));
+  cmd->add_option("--repeat-penalty", flags->repeat_penalty, "Repeat penalty (1 = off)")
+      ->check(FiniteIn(0.01, 100));
   cmd->add_flag("--json", flags->json, "Print one JSON line with the answer and its settings");
   cmd->add_flag("--token-ids", flags->token_ids, "With --json: include the generated token ids");
   cmd->add_flag("--raw", flags->raw, "Do not apply the chat template to PROMPT");

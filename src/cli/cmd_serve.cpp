@@ -114,13 +114,21 @@ Result<server::ModelPlan> PlanFile(const std::string& path, const server::PlanOv
   return out;
 }
 
-// SIGTERM/SIGINT are blocked in every thread and taken here, so the shutdown runs in plain code
-// (not a signal handler) and in-flight streams get their final event.
-int WaitForSignal(const std::atomic<bool>& serving) {
+// The signals that end the server. SIGHUP (the terminal closed) ends it as SIGTERM does, so open
+// streams still get their final event instead of the process dying mid-write.
+sigset_t ShutdownSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// The shutdown signals are blocked in every thread and taken here, so the shutdown runs in plain
+// code (not a signal handler) and in-flight streams get their final event.
+int WaitForSignal(const std::atomic<bool>& serving) {
+  const sigset_t set = ShutdownSignals();
   timespec tick{0, 200'000'000};
   while (serving.load()) {
     int sig = sigtimedwait(&set, nullptr, &tick);
@@ -131,10 +139,7 @@ int WaitForSignal(const std::atomic<bool>& serving) {
 
 Status RunServe(const ServeArgs& args) {
   // Block the signals before any thread starts: threads inherit the mask.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  const sigset_t set = ShutdownSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -226,6 +231,15 @@ Status RunServe(const ServeArgs& args) {
              FormatSize(budget.host_bytes), pool_options.budget_source, args.keep_alive,
              args.fit.parallel);
   server::ModelPool pool(pool_options);
+  http_options.hardware = [live] {
+    nlohmann::json j = {{"budget", hw::BudgetToJson(live->Current())}};
+    if (auto host = hw::ProbeHost(""); host.ok()) j["host"] = hw::HostInfoToJson(*host);
+    return j;
+  };
+  // Take the port before loading anything: a busy port is a one-line error at once, not after
+  // minutes of loading (and never a second listener on it: see HttpServer::Bind).
+  server::HttpServer http(http_options, &pool);
+  SNUG_ASSIGN_OR_RETURN(int port, http.Bind());
   for (const auto& name : startup) {
     SNUG_RETURN_IF_ERROR(pool.Load(name).WithContext(fmt::format("loading '{}'", name)));
     for (const auto& m : pool.Running()) {
@@ -237,13 +251,6 @@ Status RunServe(const ServeArgs& args) {
     }
   }
 
-  http_options.hardware = [live] {
-    nlohmann::json j = {{"budget", hw::BudgetToJson(live->Current())}};
-    if (auto host = hw::ProbeHost(""); host.ok()) j["host"] = hw::HostInfoToJson(*host);
-    return j;
-  };
-  server::HttpServer http(http_options, &pool);
-  SNUG_ASSIGN_OR_RETURN(int port, http.Bind());
   // Tests and scripts read the port from this line (with --port 0 it is chosen by the OS).
   fmt::print("snug: listening on {}:{}\n", args.host, port);
   std::fflush(stdout);
@@ -255,7 +262,10 @@ Status RunServe(const ServeArgs& args) {
   });
   int sig = WaitForSignal(serving);
   if (sig != 0) {
-    fmt::print(stderr, "snug: {} received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    fmt::print(stderr, "snug: {} received, shutting down\n",
+               sig == SIGINT   ? "SIGINT"
+               : sig == SIGHUP ? "SIGHUP"
+                               : "SIGTERM");
   }
   http.Stop(Status::Unavailable("the server is shutting down"));
   serve_thread.join();
@@ -288,7 +298,9 @@ void AddServeCommand(CLI::App& root, int* exit_code) {
       ->check(CLI::Range(0.0, 86400.0));
   cmd->add_option("--cors", args->cors, "Allow browser requests from this origin");
   cmd->add_option("--body-limit", args->body_limit, "Largest request body (default 8MiB)");
-  cmd->add_option("--threads", args->threads, "Decode threads per model (default: all cores)");
+  cmd->add_option("--threads", args->threads,
+                  "Decode threads per model (default: all usable cores)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--http-threads", args->http_threads, "Connections served at once (default 96)")
       ->check(CLI::Range(8, 4096));
   cmd->add_flag("--batch-invariant", args->batch_invariant,

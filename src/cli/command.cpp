@@ -1,5 +1,7 @@
 #include "cli/command.h"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -44,6 +46,24 @@ void AddFitFlags(CLI::App* app, FitFlags* flags) {
 }  // namespace snug::cli
 
 namespace snug::cli {
+
+CLI::Validator FiniteIn(double lo, double hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        double value = 0;
+        size_t used = 0;
+        try {
+          value = std::stod(text, &used);
+        } catch (...) {
+          used = 0;
+        }
+        if (used != text.size() || !std::isfinite(value) || value < lo || value > hi) {
+          return fmt::format("'{}' is not a number from {} to {}", text, lo, hi);
+        }
+        return "";
+      },
+      fmt::format("NUMBER in [{}, {}]", lo, hi));
+}
 
 Result<std::string> ReadFlagFile(const std::string& path, const char* what) {
   std::error_code ec;

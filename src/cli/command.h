@@ -33,6 +33,10 @@ struct FitFlags {
 };
 void AddFitFlags(CLI::App* app, FitFlags* flags);
 
+// A flag value check: a finite number within [lo, hi] (CLI11's Range lets NaN through). A
+// failing value is a usage error (exit 2) naming the flag.
+CLI::Validator FiniteIn(double lo, double hi);
+
 // The whole text of a small file a flag names (--chat-template, --json-schema); `what` names it in
 // the error ("chat template file"). InvalidArgument when it cannot be read or is over 1 MiB.
 Result<std::string> ReadFlagFile(const std::string& path, const char* what);

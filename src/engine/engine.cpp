@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <llama-ext.h>
 #include <llama.h>
+#include <sched.h>
 
 #include <cmath>
 #include <filesystem>
@@ -71,9 +72,29 @@ llama_model_params ToModelParams(const ModelOptions& options) {
   return params;
 }
 
-int DefaultThreads() {
+// The CPUs this process may run on (its cpuset / affinity mask, as a container sets it), not
+// the machine's: more compute threads than that only queue behind each other.
+int UsableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 4 : static_cast<int>(n);
+}
+
+int DefaultThreads() {
+  return UsableCpus();
+}
+
+// An explicit thread count above the usable CPUs is lowered to them, with a warning: thousands
+// of threads crash ggml's thread pool and oversubscription only slows decoding down.
+int BoundedThreads(int requested, const char* what) {
+  if (requested <= 0) return DefaultThreads();
+  const int usable = UsableCpus();
+  if (requested <= usable) return requested;
+  spdlog::warn("{} {} is more than the {} CPUs this process may use; using {}", what, requested,
+               usable, usable);
+  return usable;
 }
 
 Result<llama_context_params> ToContextParams(const ContextOptions& options) {
@@ -91,8 +112,10 @@ Result<llama_context_params> ToContextParams(const ContextOptions& options) {
   params.n_seq_max = options.n_seq_max;
   params.kv_unified = options.kv_unified;
   params.swa_full = options.swa_full;
-  params.n_threads = options.n_threads > 0 ? options.n_threads : DefaultThreads();
-  params.n_threads_batch = options.n_threads_batch > 0 ? options.n_threads_batch : params.n_threads;
+  params.n_threads = BoundedThreads(options.n_threads, "--threads");
+  params.n_threads_batch = options.n_threads_batch > 0
+                               ? BoundedThreads(options.n_threads_batch, "batch threads")
+                               : params.n_threads;
   switch (options.flash_attn) {
     case FlashAttn::kAuto:
       params.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_AUTO;

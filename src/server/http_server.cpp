@@ -264,6 +264,13 @@ void HttpServer::Routes() {
   const int threads = std::max(8, options_.http_threads);
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_payload_max_length(options_.body_limit);
+  // httplib's default sets SO_REUSEPORT, which lets a second server listen on the same port and
+  // take half of its connections (a way around --api-key). SO_REUSEADDR alone still allows a
+  // quick restart over TIME_WAIT but refuses a port another process listens on.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   http.set_keep_alive_timeout(5);
   http.set_tcp_nodelay(true);
 

@@ -119,5 +119,25 @@ TEST_F(RunCliTest, JsonSchemaAndChatTemplateFlags) {
   EXPECT_NE(bad.err.find("chat template"), std::string::npos) << bad.err;
 }
 
+// Sampling flags that are not finite numbers in range are usage errors; a thread count above the
+// usable CPUs is lowered to them with a warning (100000 threads crashed ggml's pool).
+TEST_F(RunCliTest, FlagBounds) {
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"--temp", "nan"},
+                                              {"--temp", "-1"},
+                                              {"--top-p", "inf"},
+                                              {"--min-p", "2"},
+                                              {"--threads", "-3"},
+                                              {"--repeat-penalty", "nan"}}) {
+    std::vector<std::string> argv = {SNUG_BINARY, "run", model_, "Hi", "-n", "1"};
+    argv.insert(argv.end(), bad.begin(), bad.end());
+    ProcessResult r = RunProcess(argv);
+    EXPECT_EQ(r.exit_code, 2) << bad[0] << " " << bad[1] << ": " << r.err;
+  }
+  ProcessResult many = RunProcess({SNUG_BINARY, "run", model_, "Hi", "-n", "2", "--threads",
+                                   "100000", "--json", "--ctx", "512"});
+  ASSERT_EQ(many.exit_code, 0) << many.err;
+  EXPECT_NE(many.err.find("more than the"), std::string::npos) << many.err;
+}
+
 }  // namespace
 }  // namespace snug::testing

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -695,27 +696,51 @@ TEST(ServeAloneTest, RefusesNonLoopbackWithoutKey) {
   EXPECT_EQ(insecure.Stop(SIGTERM), 0);
 }
 
-TEST(ServeAloneTest, SigtermEndsStreamsWithAnErrorAndExitsZero) {
-  ServeProcess server;
-  ASSERT_TRUE(server.Start({TinyModel(), "--ctx", "4096", "--parallel", "2", "--threads", "2"}))
-      << server.Stderr();
-  auto stream = std::async(std::launch::async, [&] {
-    return Post(server.port(), "/v1/chat/completions", Chat("never ending", 4000, true));
-  });
-  // Wait until tokens flow, then stop the server under the stream.
-  for (int i = 0; i < 100; ++i) {
-    if (Metric(server.port(), "snug_model_completion_tokens_total{model=\"tiny\"}") > 5) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+// SIGHUP (the terminal closed) ends the server as SIGTERM does: open streams get a final event.
+TEST(ServeAloneTest, SigtermAndSighupEndStreamsWithAnErrorAndExitZero) {
+  for (int sig : {SIGTERM, SIGHUP}) {
+    SCOPED_TRACE(strsignal(sig));
+    ServeProcess server;
+    ASSERT_TRUE(server.Start({TinyModel(), "--ctx", "4096", "--parallel", "2", "--threads", "2"}))
+        << server.Stderr();
+    auto stream = std::async(std::launch::async, [&] {
+      return Post(server.port(), "/v1/chat/completions", Chat("never ending", 4000, true));
+    });
+    // Wait until tokens flow, then stop the server under the stream.
+    for (int i = 0; i < 100; ++i) {
+      if (Metric(server.port(), "snug_model_completion_tokens_total{model=\"tiny\"}") > 5) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ(server.Stop(sig), 0) << server.Stderr();
+    auto res = stream.get();
+    EXPECT_EQ(res.status, 200);
+    auto events = SseData(res.body);
+    ASSERT_GE(events.size(), 2u) << res.body.substr(0, 500);
+    EXPECT_EQ(events.back(), "[DONE]");
+    json last = json::parse(events[events.size() - 2], nullptr, false);
+    ASSERT_TRUE(last.contains("error")) << events[events.size() - 2];
+    EXPECT_NE(last["error"]["message"].get<std::string>().find("shutting down"), std::string::npos);
   }
-  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Stderr();
-  auto res = stream.get();
-  EXPECT_EQ(res.status, 200);
-  auto events = SseData(res.body);
-  ASSERT_GE(events.size(), 2u) << res.body.substr(0, 500);
-  EXPECT_EQ(events.back(), "[DONE]");
-  json last = json::parse(events[events.size() - 2], nullptr, false);
-  ASSERT_TRUE(last.contains("error")) << events[events.size() - 2];
-  EXPECT_NE(last["error"]["message"].get<std::string>().find("shutting down"), std::string::npos);
+}
+
+// A second server on a port another one listens on is refused at once, before loading anything:
+// with SO_REUSEPORT it would take half the connections, past the first one's --api-key.
+TEST(ServeAloneTest, APortInUseIsRefusedBeforeLoading) {
+  ServeProcess guarded;
+  ASSERT_TRUE(guarded.Start({TinyModel(), "--ctx", "512", "--api-key", "secret"}))
+      << guarded.Stderr();
+  const auto start = std::chrono::steady_clock::now();
+  ServeProcess second;
+  EXPECT_FALSE(
+      second.Start({TinyModel(), "--ctx", "512", "--port", std::to_string(guarded.port())}));
+  EXPECT_EQ(second.Wait(), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_NE(second.Stderr().find("in use"), std::string::npos) << second.Stderr();
+  EXPECT_EQ(second.Stderr().find("loaded"), std::string::npos) << second.Stderr();
+  // Every key-less request to the port meets the first server's key check.
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(Get(guarded.port(), "/v1/models").status, 401);
+  EXPECT_EQ(guarded.Stop(SIGTERM), 0);
 }
 
 TEST(ServeAloneTest, IdleModelUnloadsAfterKeepAlive) {
