@@ -375,7 +375,7 @@ void HttpServer::Routes() {
            });
 
   auto with_body = [](const httplib::Request& req, httplib::Response& res,
-                      const std::function<void(const json&)>& handle) {
+                      const std::function<void(const RequestJson&)>& handle) {
     auto body = ParseJsonBody(req.body);
     if (!body.ok()) {
       SendStatus(res, body.status());
@@ -386,7 +386,7 @@ void HttpServer::Routes() {
 
   http.Post(
       "/v1/models/load", [this, with_body](const httplib::Request& req, httplib::Response& res) {
-        with_body(req, res, [&](const json& body) {
+        with_body(req, res, [&](const RequestJson& body) {
           auto name = ParseModelField(body);
           if (!name.ok()) return SendStatus(res, name.status());
           if (Status loaded = pool_->Load(*name); !loaded.ok()) return SendStatus(res, loaded);
@@ -401,7 +401,7 @@ void HttpServer::Routes() {
       });
   http.Post("/v1/models/unload",
             [this, with_body](const httplib::Request& req, httplib::Response& res) {
-              with_body(req, res, [&](const json& body) {
+              with_body(req, res, [&](const RequestJson& body) {
                 auto name = ParseModelField(body);
                 if (!name.ok()) return SendStatus(res, name.status());
                 if (Status unloaded = pool_->Unload(*name); !unloaded.ok())
@@ -440,7 +440,7 @@ void HttpServer::Routes() {
   });
 
   http.Post("/v1/plan", [this, with_body](const httplib::Request& req, httplib::Response& res) {
-    with_body(req, res, [&](const json& body) {
+    with_body(req, res, [&](const RequestJson& body) {
       auto request = ParsePlanRequest(body);
       if (!request.ok()) return SendStatus(res, request.status());
       auto plan = pool_->Plan(request->model, PlanOverrides{request->ctx, request->kv_type});
@@ -454,7 +454,7 @@ void HttpServer::Routes() {
 
   http.Post("/v1/embeddings", [this, with_body](const httplib::Request& req,
                                                 httplib::Response& res) {
-    with_body(req, res, [&](const json& body) {
+    with_body(req, res, [&](const RequestJson& body) {
       auto request = ParseEmbeddingRequest(body);
       if (!request.ok()) return SendStatus(res, request.status());
       if (stopping_) {
@@ -726,7 +726,7 @@ void HttpServer::Routes() {
   // checking a template (and snug's rendering against llama.cpp's) without generating.
   http.Post("/apply-template",
             [this, with_body](const httplib::Request& req, httplib::Response& res) {
-              with_body(req, res, [&](const json& body) {
+              with_body(req, res, [&](const RequestJson& body) {
                 auto chat = ParseChatRequest(body);
                 if (!chat.ok()) return SendStatus(res, chat.status());
                 auto lease = pool_->Acquire(chat->params.model);

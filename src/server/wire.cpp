@@ -12,7 +12,7 @@
 namespace snug::server {
 namespace {
 
-using nlohmann::json;
+using json = RequestJson;
 
 Status Bad(std::string message) {
   return Status::InvalidArgument(std::move(message));
@@ -404,7 +404,7 @@ Status ValidateModelName(const std::string& name) {
   return Status::Ok();
 }
 
-Result<nlohmann::json> ParseJsonBody(const std::string& body) {
+Result<RequestJson> ParseJsonBody(const std::string& body) {
   if (body.empty()) return Bad("the request body is empty; send a JSON object");
   json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return Bad("the request body is not valid JSON");
@@ -412,7 +412,7 @@ Result<nlohmann::json> ParseJsonBody(const std::string& body) {
   return parsed;
 }
 
-Result<ChatRequest> ParseChatRequest(const nlohmann::json& body) {
+Result<ChatRequest> ParseChatRequest(const RequestJson& body) {
   ChatRequest r;
   SNUG_RETURN_IF_ERROR(ReadParams(body, &r.params));
   for (const char* legacy : {"functions", "function_call"}) {
@@ -473,7 +473,7 @@ Result<ChatRequest> ParseChatRequest(const nlohmann::json& body) {
   return r;
 }
 
-Result<CompletionRequest> ParseCompletionRequest(const nlohmann::json& body) {
+Result<CompletionRequest> ParseCompletionRequest(const RequestJson& body) {
   CompletionRequest r;
   SNUG_RETURN_IF_ERROR(ReadParams(body, &r.params));
   if (auto l = body.find("logprobs"); l != body.end() && !l->is_null()) {
@@ -503,7 +503,7 @@ Result<CompletionRequest> ParseCompletionRequest(const nlohmann::json& body) {
   return r;
 }
 
-Result<EmbeddingRequest> ParseEmbeddingRequest(const nlohmann::json& body) {
+Result<EmbeddingRequest> ParseEmbeddingRequest(const RequestJson& body) {
   EmbeddingRequest r;
   SNUG_RETURN_IF_ERROR(ReadModel(body, &r.model));
   auto it = body.find("input");
@@ -511,7 +511,7 @@ Result<EmbeddingRequest> ParseEmbeddingRequest(const nlohmann::json& body) {
   constexpr const char* kForms =
       "'input' must be a string, an array of strings, an array of token ids or an array of "
       "arrays of token ids, none empty";
-  auto token_ids = [](const nlohmann::json& array, EmbeddingInput* input) {
+  auto token_ids = [](const RequestJson& array, EmbeddingInput* input) {
     if (!array.is_array() || array.empty()) return false;
     for (const auto& t : array) {
       if (!t.is_number_integer() || t.get<int64_t>() < 0) return false;
@@ -553,7 +553,7 @@ Result<EmbeddingRequest> ParseEmbeddingRequest(const nlohmann::json& body) {
   return r;
 }
 
-Result<PlanApiRequest> ParsePlanRequest(const nlohmann::json& body) {
+Result<PlanApiRequest> ParsePlanRequest(const RequestJson& body) {
   PlanApiRequest r;
   SNUG_RETURN_IF_ERROR(ReadModel(body, &r.model));
   for (auto [key, out] : {std::pair{"ctx", &r.ctx}, std::pair{"kv_type", &r.kv_type}}) {
@@ -570,7 +570,7 @@ Result<PlanApiRequest> ParsePlanRequest(const nlohmann::json& body) {
   return r;
 }
 
-Result<std::string> ParseModelField(const nlohmann::json& body) {
+Result<std::string> ParseModelField(const RequestJson& body) {
   std::string model;
   SNUG_RETURN_IF_ERROR(ReadModel(body, &model));
   return model;

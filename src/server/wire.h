@@ -15,6 +15,11 @@
 
 namespace snug::server {
 
+// Request bodies keep the client's key order: a JSON schema's property order is the order the
+// grammar makes the model write its keys in (models answer better with "reasoning" before
+// "answer" when the schema says so), as OpenAI and llama-server keep it.
+using RequestJson = nlohmann::ordered_json;
+
 // Upper bound for max_tokens before the context check (which gives the precise limit).
 inline constexpr int64_t kMaxTokensLimit = 1 << 24;
 
@@ -80,13 +85,13 @@ struct PlanApiRequest {
 // leading "/" or ".", at most 200 characters. A name never becomes a file path on its own.
 Status ValidateModelName(const std::string& name);
 
-Result<nlohmann::json> ParseJsonBody(const std::string& body);
-Result<ChatRequest> ParseChatRequest(const nlohmann::json& body);
-Result<CompletionRequest> ParseCompletionRequest(const nlohmann::json& body);
-Result<EmbeddingRequest> ParseEmbeddingRequest(const nlohmann::json& body);
-Result<PlanApiRequest> ParsePlanRequest(const nlohmann::json& body);
+Result<RequestJson> ParseJsonBody(const std::string& body);
+Result<ChatRequest> ParseChatRequest(const RequestJson& body);
+Result<CompletionRequest> ParseCompletionRequest(const RequestJson& body);
+Result<EmbeddingRequest> ParseEmbeddingRequest(const RequestJson& body);
+Result<PlanApiRequest> ParsePlanRequest(const RequestJson& body);
 // {"model": "..."} for load/unload.
-Result<std::string> ParseModelField(const nlohmann::json& body);
+Result<std::string> ParseModelField(const RequestJson& body);
 
 // An embedding as OpenAI's base64 form: the float32 values' little-endian bytes, base64-encoded.
 std::string EmbeddingBase64(const std::vector<float>& values);

@@ -120,6 +120,22 @@ TEST(WireTest, ParsesPenaltiesAndLogitBias) {
   }
 }
 
+TEST(WireTest, SchemasKeepTheClientsKeyOrder) {
+  // Parsed from the body's text, as the server does: "reasoning" must stay before "answer".
+  auto body = ParseJsonBody(R"({"model":"m","messages":[{"role":"user","content":"x"}],
+      "response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"object",
+        "properties":{"reasoning":{"type":"string"},"answer":{"type":"string"}}}}},
+      "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object",
+        "properties":{"zeta":{"type":"string"},"alpha":{"type":"string"}}}}}]})");
+  ASSERT_TRUE(body.ok());
+  auto r = ParseChatRequest(*body);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const std::string& schema = r->input.json_schema;
+  EXPECT_LT(schema.find("reasoning"), schema.find("answer")) << schema;
+  const std::string& params = r->input.tools[0].parameters;
+  EXPECT_LT(params.find("zeta"), params.find("alpha")) << params;
+}
+
 TEST(WireTest, RejectsBadBodies) {
   const char* bad[] = {
       R"({"messages":[{"role":"user","content":"x"}]})",                // no model
