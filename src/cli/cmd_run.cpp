@@ -60,9 +60,10 @@ struct RunSetup {
 };
 
 Result<RunSetup> PlanRun(const std::string& model, const FitFlags& fit, int threads,
-                         const std::string& chat_template) {
+                         const std::string& chat_template, bool constrained) {
   SNUG_ASSIGN_OR_RETURN(plan::Request request,
                         plan::ParseRequest(fit.ctx, fit.kv_type, fit.ngl, fit.parallel));
+  request.constrained_decoding = constrained;
   SNUG_ASSIGN_OR_RETURN(hw::BudgetOptions budget_options,
                         hw::BudgetOptionsFromFlags(fit.memory_limit, fit.headroom, fit.hw_profile));
   SNUG_ASSIGN_OR_RETURN(ModelSource source, ResolveModel(model));
@@ -328,7 +329,8 @@ Status Run(const RunFlags& flags) {
                           ReadFlagFile(flags.json_schema_file, "JSON schema file"));
   }
   SNUG_ASSIGN_OR_RETURN(RunSetup setup,
-                        PlanRun(flags.model, flags.fit, flags.threads, chat_template));
+                        PlanRun(flags.model, flags.fit, flags.threads, chat_template,
+                                /*constrained=*/!run_flags.json_schema.empty()));
   fmt::print(stderr, "{}\n", setup.summary);
   std::fflush(stderr);
 

@@ -36,6 +36,7 @@ struct Settings {
   // window to save memory.
   bool kv_unified = false;
   bool swa_full = false;
+  bool constrained_decoding = true;      // plan the grammar sampler's memory (Request's)
   std::vector<DevicePlacement> devices;  // empty: CPU only
   bool output_on_device = false;         // output layer on the last device (ngl > n_layer)
   CpuRepack cpu;

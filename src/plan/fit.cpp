@@ -77,6 +77,7 @@ class Fitter {
     // Server slots share one KV buffer (no per-slot ubatch splits) unless batch invariance needs
     // a stream each.
     base_.kv_unified = request.n_parallel > 1 && !request.batch_invariant;
+    base_.constrained_decoding = request.constrained_decoding;
     base_.cpu = options.cpu;
   }
 

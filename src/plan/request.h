@@ -35,6 +35,10 @@ struct Request {
   // bit-identical logits to the same request decoded alone (flash attention off, so f16 KV; one
   // KV stream per slot; CPU only; quantized weights).
   bool batch_invariant = false;
+  // Whether answers may be grammar-constrained (tools, JSON schemas): the grammar's working
+  // memory is planned for. Off only where no grammar can be asked for (`snug run` without
+  // --json-schema).
+  bool constrained_decoding = true;
 };
 
 // Parses the fit flags' text ("auto" | "max" | N, "f16" | "q8_0" | "q4_0" | "auto", "auto" | N,

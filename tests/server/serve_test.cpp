@@ -821,15 +821,15 @@ TEST(ServeAloneTest, EmbeddingContextsAreSmallAndBudgeted) {
     EXPECT_LT(PeakRssBytes(server.pid()), before + (200ull << 20));
     EXPECT_EQ(server.Stop(SIGTERM), 0);
   }
-  // 400 MiB limit: a 144 MiB budget, 96 MiB planned for tiny, too little left for the ~66 MB
-  // embedding context; 512 MiB leaves room.
-  for (const char* limit : {"400MiB", "512MiB"}) {
+  // 480 MiB limit: a 224 MiB budget, 184 MiB planned for tiny (grammar memory included), too
+  // little left for the ~66 MB embedding context; 600 MiB leaves room.
+  for (const char* limit : {"480MiB", "600MiB"}) {
     ServeProcess server;
     ASSERT_TRUE(server.Start({TinyModel(), "--ctx", "512", "--parallel", "1", "--threads", "2",
                               "--memory-limit", limit}))
         << server.Stderr();
     auto res = Post(server.port(), "/v1/embeddings", R"({"model":"tiny","input":"the cat sat"})");
-    if (std::string(limit) == "400MiB") {
+    if (std::string(limit) == "480MiB") {
       ExpectError(res, 507, "embedding beyond the budget");
       EXPECT_NE(res.body.find("embedding context"), std::string::npos) << res.body;
       EXPECT_EQ(Get(server.port(), "/health").status, 200);
