@@ -203,6 +203,27 @@ json MessageJson(const engine::ParsedChat& parsed) {
   return message;
 }
 
+// The host name of a Host header or an origin's authority: "[::1]:8080" -> "::1",
+// "localhost:11435" -> "localhost", "127.0.0.1" -> "127.0.0.1".
+std::string HostName(const std::string& authority) {
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    return close == std::string::npos ? authority : authority.substr(1, close - 1);
+  }
+  const size_t colon = authority.find(':');
+  return colon == std::string::npos ? authority : authority.substr(0, colon);
+}
+
+// A 403 in OpenAI's error shape, for requests a browser was made to send.
+void SendForbidden(httplib::Response& res, const std::string& message) {
+  ApiError error;
+  error.http_status = 403;
+  error.type = "invalid_request_error";
+  error.code = "forbidden";
+  error.message = message;
+  SendError(res, error);
+}
+
 }  // namespace
 
 bool IsLoopbackHost(const std::string& host) {
@@ -284,6 +305,35 @@ void HttpServer::Routes() {
         res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
         res.set_header("Access-Control-Max-Age", "600");
         res.status = 204;
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    // Browser safety, with or without --api-key (as Ollama's allowed hosts and origins):
+    // - a loopback-bound server answers only to loopback Host names, so a page whose own name
+    //   was rebound to 127.0.0.1 (DNS rebinding) cannot read it;
+    // - a request a browser sent from another site (it carries that site's Origin, even as a
+    //   "simple" text/plain POST that needs no preflight) is refused unless --cors allows it.
+    //   Clients that are not browsers send no Origin.
+    if (IsLoopbackHost(options_.host) && req.has_header("Host") &&
+        !IsLoopbackHost(HostName(req.get_header_value("Host")))) {
+      SendForbidden(res, fmt::format("this server listens on {} and answers only requests "
+                                     "addressed to it by a loopback name (Host was '{}')",
+                                     options_.host, req.get_header_value("Host")));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.has_header("Origin")) {
+      const std::string origin = req.get_header_value("Origin");
+      const size_t scheme_end = origin.find("://");
+      const std::string scheme =
+          scheme_end == std::string::npos ? "" : origin.substr(0, scheme_end);
+      const bool local_page = (scheme == "http" || scheme == "https") &&
+                              IsLoopbackHost(HostName(origin.substr(scheme_end + 3)));
+      const bool allowed = options_.cors_origin == "*" || origin == options_.cors_origin;
+      if (!local_page && !allowed) {
+        SendForbidden(res,
+                      fmt::format("requests from web pages of {} are refused; start snug serve "
+                                  "with --cors {} to allow that site",
+                                  origin, origin));
         return httplib::Server::HandlerResponse::Handled;
       }
     }

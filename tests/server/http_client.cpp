@@ -40,7 +40,10 @@ bool SendAll(int fd, const std::string& data) {
 
 std::string RequestText(const std::string& method, const std::string& path, const std::string& body,
                         const std::map<std::string, std::string>& headers) {
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  // A Host given in `headers` replaces the default (tests of the server's Host check).
+  std::string req = method + " " + path + " HTTP/1.1\r\n";
+  if (headers.count("Host") == 0) req += "Host: 127.0.0.1\r\n";
+  req += "Connection: close\r\n";
   bool has_type = false;
   for (const auto& [k, v] : headers) {
     req += k + ": " + v + "\r\n";

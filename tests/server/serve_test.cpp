@@ -409,6 +409,29 @@ TEST_F(ServeTest, LogprobsFollowOpenAisShapes) {
           .is_null());
 }
 
+// Browser safety: a page on another site cannot drive the server, neither by rebinding its own
+// name to 127.0.0.1 (Host check) nor by a cross-site "simple" POST that needs no preflight
+// (Origin check); non-browser clients send no Origin and are unaffected.
+TEST_F(ServeTest, WebPagesOfOtherSitesAreRefused) {
+  const std::string port = std::to_string(port_);
+  auto rebound = Get(port_, "/v1/models", {{"Host", "evil.example:" + port}});
+  ExpectError(rebound, 403, "rebound host");
+  EXPECT_EQ(Get(port_, "/v1/models", {{"Host", "localhost:" + port}}).status, 200);
+  EXPECT_EQ(Get(port_, "/v1/models", {{"Host", "[::1]:" + port}}).status, 200);
+
+  auto unload = Post(port_, "/v1/models/unload", R"({"model":"tiny"})",
+                     {{"Origin", "http://evil.example"}, {"Content-Type", "text/plain"}});
+  ExpectError(unload, 403, "cross-site unload");
+  EXPECT_NE(unload.body.find("--cors"), std::string::npos) << unload.body;
+  EXPECT_EQ(ParseBody(Get(port_, "/v1/ps"))["models"].size(), 1u);  // still loaded
+  ExpectError(Post(port_, "/v1/chat/completions", Chat("hi", 2, false), {{"Origin", "null"}}), 403,
+              "opaque origin");
+  // A page served from this machine (a local dev server, snug's own page) may call it.
+  auto local = Post(port_, "/v1/chat/completions", Chat("hi", 2, false),
+                    {{"Origin", "http://localhost:5173"}});
+  EXPECT_EQ(local.status, 200) << local.body;
+}
+
 TEST_F(ServeTest, ManagementEndpoints) {
   json ps = ParseBody(Get(port_, "/v1/ps"));
   ASSERT_EQ(ps["models"].size(), 1u) << ps.dump();
@@ -680,6 +703,13 @@ TEST(ServeAloneTest, CorsOnlyWhenConfigured) {
   EXPECT_EQ(preflight.status, 204);
   EXPECT_NE(preflight.headers["access-control-allow-headers"].find("Authorization"),
             std::string::npos);
+  // The allowed site's page may call the API (with the key); another site's may not.
+  auto allowed = Get(cors.port(), "/v1/models",
+                     {{"Origin", "http://app.example"}, {"Authorization", "Bearer k"}});
+  EXPECT_EQ(allowed.status, 200) << allowed.body;
+  auto other = Get(cors.port(), "/v1/models",
+                   {{"Origin", "http://other.example"}, {"Authorization", "Bearer k"}});
+  EXPECT_EQ(other.status, 403) << other.body;
   EXPECT_EQ(cors.Stop(SIGTERM), 0);
 }
 
