@@ -24,7 +24,8 @@ constexpr uint64_t kPrefaultBytes = 8 * 1024 * 1024;
 // Reads one file (one split part). The file is mapped rather than read: the parser touches only
 // the header pages, so a 40 GB model costs the few MiB of its metadata.
 Result<File> ReadOneFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it is refused below.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
     if (err == ENOENT) return Status::NotFound(fmt::format("{} does not exist", path));
@@ -36,7 +37,11 @@ Result<File> ReadOneFile(const std::string& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    return Status::InvalidArgument(fmt::format("{} is not a regular file", path));
+    const char* what = S_ISDIR(st.st_mode)                          ? " (a directory)"
+                       : S_ISFIFO(st.st_mode)                       ? " (a FIFO)"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? " (a device)"
+                                                                    : "";
+    return Status::InvalidArgument(fmt::format("{} is not a regular file{}", path, what));
   }
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
   if (file_size == 0) {

@@ -6,13 +6,16 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "config/env.h"
+#include "core/log.h"
 #include "core/size.h"
 #include "gguf/reader.h"
 #include "store/file_lock.h"
@@ -48,6 +51,75 @@ uint64_t FileSize(const std::string& path) {
 }
 
 // fsync a directory so a rename into it survives a crash.
+// Refuses what is not a regular file before anything reads it: a FIFO would block forever, a
+// device or directory is never a model.
+Status CheckRegularFile(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return Status::NotFound(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Status::InvalidArgument(
+        fmt::format("{} is not a regular file ({}); import a .gguf file", path,
+                    S_ISDIR(st.st_mode)                          ? "a directory"
+                    : S_ISFIFO(st.st_mode)                       ? "a FIFO"
+                    : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                 : "not a plain file"));
+  }
+  return Status::Ok();
+}
+
+// Copies `from` to `to` (created fresh) in one pass, hashing what is written, so the blob's name
+// is the hash of the bytes the store holds even if the source changes meanwhile. Returns the
+// sha256. The store never shares an inode with a user's file: a hard link would let a later
+// edit or truncation of that file corrupt the stored model behind its checksum.
+Result<std::string> CopyHashed(const std::string& from, const std::string& to) {
+  const int in = open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (in < 0) return Status::IoError(fmt::format("cannot open {}: {}", from, std::strerror(errno)));
+  struct stat st {};
+  if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(in);
+    return Status::InvalidArgument(fmt::format("{} is not a regular file", from));
+  }
+  const int out = open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    close(in);
+    return Status::IoError(fmt::format("cannot create {}: {}", to, std::strerror(errno)));
+  }
+  Sha256 hasher;
+  std::vector<char> buffer(1 << 20);
+  Status status = Status::Ok();
+  while (status.ok()) {
+    const ssize_t n = read(in, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      status = Status::IoError(fmt::format("cannot read {}: {}", from, std::strerror(errno)));
+      break;
+    }
+    if (n == 0) break;
+    hasher.Update(buffer.data(), static_cast<size_t>(n));
+    for (ssize_t done = 0; done < n && status.ok();) {
+      const ssize_t w = write(out, buffer.data() + done, static_cast<size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        status = Status::IoError(fmt::format("cannot write {}: {}", to, std::strerror(errno)));
+      } else {
+        done += w;
+      }
+    }
+  }
+  if (status.ok() && fsync(out) != 0) {
+    status = Status::IoError(fmt::format("cannot flush {}: {}", to, std::strerror(errno)));
+  }
+  close(in);
+  close(out);
+  if (!status.ok()) {
+    unlink(to.c_str());
+    return status;
+  }
+  return hasher.HexDigest();
+}
+
 void SyncDir(const std::string& dir) {
   int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
@@ -320,7 +392,15 @@ Result<std::string> Store::ModelPath(const ModelRecord& record) {
   SNUG_RETURN_IF_ERROR(MakeDirs(dir));
   for (const ModelFile& file : record.files) {
     std::string link_path = dir + "/" + Basename(file.filename);
-    if (Exists(link_path)) continue;
+    // Kept only while it is still the blob itself (a replaced blob is a new inode).
+    struct stat link_st {
+    }, blob_st{};
+    if (stat(link_path.c_str(), &link_st) == 0 &&
+        stat(BlobPath(file.sha256).c_str(), &blob_st) == 0 && link_st.st_ino == blob_st.st_ino &&
+        link_st.st_dev == blob_st.st_dev) {
+      continue;
+    }
+    unlink(link_path.c_str());
     if (link(BlobPath(file.sha256).c_str(), link_path.c_str()) != 0 && errno != EEXIST) {
       return Status::IoError(
           fmt::format("cannot link {} into {}: {}", file.filename, dir, std::strerror(errno)));
@@ -403,31 +483,41 @@ Result<ModelRecord> Store::Import(const std::string& path, const std::string& na
   ref.path = path;
   SNUG_ASSIGN_OR_RETURN(std::string canonical,
                         NormalizeName(name.empty() ? DefaultName(ref, "") : name));
-  // Check it is a GGUF before hashing gigabytes.
+  for (const auto& part : parts) {
+    SNUG_RETURN_IF_ERROR(CheckRegularFile(part).WithContext(fmt::format("importing {}", path)));
+  }
+  // Check it is a GGUF before copying gigabytes.
   auto header = gguf::ReadFile(parts.front());
   if (!header.ok()) return header.status().WithContext(fmt::format("importing {}", path));
 
   std::vector<ModelFile> files;
   std::vector<FileLock> held;
+  static std::atomic<uint64_t> import_counter{0};
   for (size_t i = 0; i < parts.size(); ++i) {
-    SNUG_ASSIGN_OR_RETURN(std::string sha, Sha256OfFile(parts[i]));
+    const std::string temp = fmt::format("{}/blobs/partial/import-{}-{}.partial", root_, getpid(),
+                                         import_counter.fetch_add(1));
+    SNUG_ASSIGN_OR_RETURN(std::string sha, CopyHashed(parts[i], temp));
     SNUG_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(LockPath(root_, sha)));
-    std::string blob = BlobPath(sha);
-    if (!Exists(blob)) {
-      // A hard link costs no space; across file systems fall back to a copy (temp + rename so a
-      // crash never leaves a half blob under its final name).
-      if (link(parts[i].c_str(), blob.c_str()) != 0) {
-        std::string temp = root_ + "/blobs/partial/import-" + sha + ".partial";
-        std::error_code error;
-        fs::copy_file(parts[i], temp, fs::copy_options::overwrite_existing, error);
-        if (error) {
-          return Status::IoError(
-              fmt::format("cannot copy {} into the store: {}", parts[i], error.message()));
-        }
-        if (rename(temp.c_str(), blob.c_str()) != 0) {
-          return Status::IoError(
-              fmt::format("cannot move {} into {}: {}", temp, blob, std::strerror(errno)));
-        }
+    const std::string blob = BlobPath(sha);
+    // A blob already there is kept only if it still holds those bytes: one damaged behind the
+    // store's back (e.g. through a hard link older stores made to the user's file) is replaced.
+    bool healthy = false;
+    if (Exists(blob)) {
+      auto existing =
+          FileSize(blob) == FileSize(temp) ? Sha256OfFile(blob) : Result<std::string>("");
+      healthy = existing.ok() && *existing == sha;
+      if (!healthy) spdlog::warn("{} does not match its checksum; replacing it", blob);
+    }
+    if (healthy) {
+      unlink(temp.c_str());
+    } else {
+      // rename replaces the blob's name, never its old inode, so a link elsewhere keeps the old
+      // bytes and the store gets the new ones.
+      if (rename(temp.c_str(), blob.c_str()) != 0) {
+        const int err = errno;
+        unlink(temp.c_str());
+        return Status::IoError(
+            fmt::format("cannot move {} into {}: {}", temp, blob, std::strerror(err)));
       }
       SyncDir(root_ + "/blobs");
     }

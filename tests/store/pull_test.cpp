@@ -4,6 +4,7 @@
 #include <gguf.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -460,6 +461,45 @@ TEST_F(PullTest, ImportShowAndNamesInMessages) {
   EXPECT_NE(unknown.err.find("not in the store"), std::string::npos);
   auto bad_name = Snug({"pull", Models::Get().tiny, "--name", "../x"});
   EXPECT_EQ(bad_name.exit_code, 2) << bad_name.err;
+}
+
+// Import copies: the store never shares an inode with the user's file, so truncating that file
+// afterwards leaves the stored model whole; a blob damaged behind the store's back is replaced by
+// a healthy re-import; a FIFO or a directory is refused at once instead of blocking.
+TEST_F(PullTest, ImportCopiesAndHealsADamagedBlob) {
+  const std::string mine = dir_ / "mine.gguf";
+  fs::copy_file(Models::Get().tiny, mine, fs::copy_options::overwrite_existing);
+  auto import = Snug({"pull", mine, "--name", "local/mine"});
+  ASSERT_EQ(import.exit_code, 0) << import.err;
+  const std::string sha = Models::Get().tiny_sha;
+  const std::string blob = home_ + "/blobs/sha256-" + sha;
+  struct stat user_st {
+  }, blob_st{};
+  ASSERT_EQ(stat(mine.c_str(), &user_st), 0);
+  ASSERT_EQ(stat(blob.c_str(), &blob_st), 0);
+  EXPECT_NE(user_st.st_ino, blob_st.st_ino);
+  fs::resize_file(mine, 1000);  // the user's own file changes
+  EXPECT_EQ(*Sha256OfFile(blob), sha);
+
+  // Damage the blob itself (as a hard link made by an older store would have let the user's
+  // truncation do), then re-import a healthy copy: the blob is replaced, not trusted.
+  fs::resize_file(blob, 4096);
+  fs::copy_file(Models::Get().tiny, mine, fs::copy_options::overwrite_existing);
+  auto again = Snug({"pull", mine, "--name", "local/mine"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(*Sha256OfFile(blob), sha);
+  EXPECT_TRUE(Files("blobs/partial").empty());
+
+  const std::string fifo = dir_ / "model.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const auto start = std::chrono::steady_clock::now();
+  auto from_fifo = Snug({"pull", fifo});
+  EXPECT_NE(from_fifo.exit_code, 0);
+  EXPECT_NE(from_fifo.err.find("FIFO"), std::string::npos) << from_fifo.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  auto from_dir = Snug({"pull", dir_.path()});
+  EXPECT_NE(from_dir.exit_code, 0);
+  EXPECT_NE(from_dir.err.find("directory"), std::string::npos) << from_dir.err;
 }
 
 TEST_F(PullTest, SplitModelPullsEveryPartAndLoadsUnderItsNames) {
