@@ -275,6 +275,20 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
       state->restarted = true;
     }
   }
+  // Never write past the size the server announced (the hub's X-Linked-Size, or this
+  // response's own length): a server that keeps sending would otherwise fill the disk.
+  uint64_t announced = state->report.total;
+  if (announced == 0 && state->headers->range_total) announced = *state->headers->range_total;
+  if (announced == 0 && status == 200 && state->headers->content_length) {
+    announced = *state->headers->content_length;
+  }
+  if (announced > 0 && state->written + bytes > announced) {
+    state->write_error = Status::Corrupt(
+        fmt::format("the server sent more than the {} bytes it announced; the download was "
+                    "stopped and discarded",
+                    announced));
+    return 0;
+  }
   if (std::fwrite(data, 1, bytes, state->file) != bytes) {
     state->write_error =
         Status::IoError(fmt::format("cannot write the download to disk: {}", std::strerror(errno)));

@@ -438,8 +438,13 @@ Result<ModelRecord> Store::Pull(const PullSource& source, const PullEvents& even
           events.progress(i, source.files.size(), remote, p);
         };
       }
-      SNUG_ASSIGN_OR_RETURN(
-          sha, DownloadResumable(remote.url, partial, remote.size, source.http, progress));
+      auto downloaded = DownloadResumable(remote.url, partial, remote.size, source.http, progress);
+      if (!downloaded.ok()) {
+        // Bytes from a server that broke its own announcement are not worth resuming from.
+        if (downloaded.status().code() == Code::kCorrupt) unlink(partial.c_str());
+        return downloaded.status();
+      }
+      sha = *downloaded;
       if (remote.sha256 && sha != *remote.sha256) {
         unlink(partial.c_str());
         return Status::Corrupt(fmt::format(

@@ -10,6 +10,7 @@
 //   --drop-after N   a download without a Range header is cut after N bytes (--drop-times K
 //                    times per file, default 1): the next request must resume with Range
 //   --bad-sha        X-Linked-ETag announces a wrong sha256
+//   --short-size N   X-Linked-Size announces N bytes, then the whole (bigger) file is sent
 //   --rate B         serve at most B bytes per second per response
 // Every request is appended to --log as one line: "<METHOD> <path> range=<Range> status=<code>",
 // and every finished body as "SENT <path> bytes=<n> complete=<0|1>".
@@ -42,6 +43,7 @@ struct Options {
   long long drop_after = -1;
   int drop_times = 1;
   bool bad_sha = false;
+  long long short_size = -1;
   long long rate = 0;
 };
 
@@ -111,6 +113,8 @@ int main(int argc, char** argv) {
       g_options.drop_times = std::stoi(next());
     else if (arg == "--bad-sha")
       g_options.bad_sha = true;
+    else if (arg == "--short-size")
+      g_options.short_size = std::stoll(next());
     else if (arg == "--rate")
       g_options.rate = std::stoll(next());
     else {
@@ -163,7 +167,10 @@ int main(int argc, char** argv) {
                std::string sha = ShaOf(file);
                if (g_options.bad_sha) sha = snug::store::Sha256OfString("not the file");
                res.set_header("X-Linked-ETag", "\"" + sha + "\"");
-               res.set_header("X-Linked-Size", std::to_string(fs::file_size(file)));
+               res.set_header("X-Linked-Size",
+                              std::to_string(g_options.short_size >= 0
+                                                 ? static_cast<uintmax_t>(g_options.short_size)
+                                                 : fs::file_size(file)));
                res.set_header("ETag", "\"" + sha + "\"");
                res.set_redirect("/cdn/" + rel, 302);
              });

@@ -290,6 +290,20 @@ TEST_F(PullTest, WrongChecksumIsRejectedAndLeavesNothing) {
   EXPECT_TRUE(Files("blobs/partial").empty());
 }
 
+// A server that announces fewer bytes than it sends: the download stops at the announced size
+// and is discarded, instead of filling the disk with whatever keeps coming.
+TEST_F(PullTest, DownloadStopsAtTheAnnouncedSize) {
+  Publish("snug-test/tiny-GGUF", "tiny-Q8_0.gguf", Models::Get().tiny);
+  StartHub({"--short-size", "100000"});
+  auto pull = Snug({"pull", "snug-test/tiny-GGUF:Q8_0"});
+  EXPECT_EQ(pull.exit_code, 1);
+  EXPECT_NE(pull.err.find("more than the 100000 bytes it announced"), std::string::npos)
+      << pull.err;
+  EXPECT_TRUE(Ls().empty());
+  EXPECT_TRUE(Files("blobs").empty());
+  EXPECT_TRUE(Files("blobs/partial").empty());
+}
+
 TEST_F(PullTest, NotFoundAndUnauthorizedSayWhatToDo) {
   Publish("snug-test/tiny-GGUF", "tiny-Q8_0.gguf", Models::Get().tiny);
   StartHub({"--token", "s3cret"});
