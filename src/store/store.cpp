@@ -51,24 +51,6 @@ uint64_t FileSize(const std::string& path) {
 }
 
 // fsync a directory so a rename into it survives a crash.
-// Refuses what is not a regular file before anything reads it: a FIFO would block forever, a
-// device or directory is never a model.
-Status CheckRegularFile(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) {
-    return Status::NotFound(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return Status::InvalidArgument(
-        fmt::format("{} is not a regular file ({}); import a .gguf file", path,
-                    S_ISDIR(st.st_mode)                          ? "a directory"
-                    : S_ISFIFO(st.st_mode)                       ? "a FIFO"
-                    : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
-                                                                 : "not a plain file"));
-  }
-  return Status::Ok();
-}
-
 // Copies `from` to `to` (created fresh) in one pass, hashing what is written, so the blob's name
 // is the hash of the bytes the store holds even if the source changes meanwhile. Returns the
 // sha256. The store never shares an inode with a user's file: a hard link would let a later
@@ -488,10 +470,8 @@ Result<ModelRecord> Store::Import(const std::string& path, const std::string& na
   ref.path = path;
   SNUG_ASSIGN_OR_RETURN(std::string canonical,
                         NormalizeName(name.empty() ? DefaultName(ref, "") : name));
-  for (const auto& part : parts) {
-    SNUG_RETURN_IF_ERROR(CheckRegularFile(part).WithContext(fmt::format("importing {}", path)));
-  }
-  // Check it is a GGUF before copying gigabytes.
+  // Check it is a GGUF before copying gigabytes (the reader also refuses FIFOs, devices and
+  // directories at once; CopyHashed checks every split part the same way).
   auto header = gguf::ReadFile(parts.front());
   if (!header.ok()) return header.status().WithContext(fmt::format("importing {}", path));
 

@@ -3,12 +3,13 @@
 // Run: SNUG_BINARY=build/snug SNUG_LLAMA_SRC=<llama.cpp source> node --test (scripts/test.sh).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import { startServer, stopServer } from './server.mjs';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 import Ajv from 'ajv';
@@ -49,28 +50,6 @@ const validWeather = new Ajv().compile(weatherSchema);
 // them open the call at once. What follows the brace is the grammar's doing alone.
 const openCall = { 90: 30 };
 
-function startServer(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(snug, ['serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${err}`)), 120000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on ([^\s]+):(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[2]) });
-      }
-    });
-    child.stderr.on('data', (d) => { err += d; });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}:\n${err}`));
-    });
-  });
-}
-
 before(async () => {
   assert.ok(llamaSrc, 'SNUG_LLAMA_SRC must name llama.cpp\'s source tree (scripts/test.sh sets it)');
   dir = mkdtempSync(path.join(tmpdir(), 'snug-node-chat-'));
@@ -82,19 +61,13 @@ before(async () => {
     assert.equal(made.status, 0, String(made.stderr));
     models.push(model);
   }
-  server = await startServer([...models, '--port', '0', '--ctx', '2048', '--parallel', '4']);
+  server = await startServer(snug, [...models, '--port', '0', '--ctx', '2048', '--parallel', '4']);
   baseUrl = `http://127.0.0.1:${server.port}`;
   client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
 
 after(async () => {
-  if (server) {
-    const exited = new Promise((resolve) => server.child.on('exit', resolve));
-    server.child.removeAllListeners('exit');
-    server.child.on('exit', () => {});
-    server.child.kill('SIGTERM');
-    await exited;
-  }
+  await stopServer(server);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

@@ -2,12 +2,13 @@
 // Run: SNUG_BINARY=build/snug node --test   (scripts/test.sh does this).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import { startServer, stopServer } from './server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const snug = process.env.SNUG_BINARY ?? path.resolve(here, '../../build/snug');
@@ -16,46 +17,18 @@ let dir;
 let server;
 let client;
 
-function startServer(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(snug, ['serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${err}`)), 120000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on ([^\s]+):(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[2]) });
-      }
-    });
-    child.stderr.on('data', (d) => { err += d; });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}:\n${err}`));
-    });
-  });
-}
-
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'snug-node-'));
   const model = path.join(dir, 'tiny.gguf');
   const made = spawnSync(snug, ['mkmodel', 'tiny', model, '--weights', 'random']);
   assert.equal(made.status, 0, String(made.stderr));
-  server = await startServer([model, '--port', '0', '--ctx', '512', '--parallel', '4',
+  server = await startServer(snug, [model, '--port', '0', '--ctx', '512', '--parallel', '4',
     '--api-key', apiKey]);
   client = new OpenAI({ baseURL: `http://127.0.0.1:${server.port}/v1`, apiKey, maxRetries: 0 });
 });
 
 after(async () => {
-  if (server) {
-    const exited = new Promise((resolve) => server.child.on('exit', resolve));
-    server.child.removeAllListeners('exit');
-    server.child.on('exit', () => {});
-    server.child.kill('SIGTERM');
-    await exited;
-  }
+  await stopServer(server);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
