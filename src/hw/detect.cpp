@@ -1,8 +1,11 @@
 #include "hw/detect.h"
 
+#include "core/log.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "config/env.h"
 #include "core/size.h"
@@ -276,6 +279,23 @@ Result<Budget> ResolveBudget(const BudgetOptions& options) {
     budget.devices = ProbeDevices(&ignored_notes);
   }
 
+  if (override_bytes && options.profile.empty()) {
+    // An explicit limit is a what-if below what the machine has, never a way past the container
+    // this process runs in: above the cgroup's own limit it would thrash or be OOM-killed.
+    if (auto host = ProbeHost(root); host.ok()) {
+      auto detected = ComputeBudget(*host, budget.devices, options.headroom);
+      if (detected.ok() && detected->source == "cgroup" &&
+          detected->host_raw_bytes < *override_bytes) {
+        static std::atomic<bool> warned{false};  // serve re-reads the budget before each load
+        if (!warned.exchange(true)) {
+          spdlog::warn("{} is above this container's memory limit; using the cgroup's figure ({})",
+                       override_detail, FormatSize(detected->host_raw_bytes));
+        }
+        detected->detail = override_detail + " clamped to the container: " + detected->detail;
+        return detected;
+      }
+    }
+  }
   if (override_bytes) {
     ApplyHeadroom(*override_bytes, options.headroom, &budget);
     budget.source = "override";

@@ -63,6 +63,26 @@ TEST(SnugHwCli, InsideARealSixGiBCgroupTheBudgetComesFromTheCgroup) {
   EXPECT_NE(j["host"]["cgroup"]["dir"].get<std::string>().find("snug-test-"), std::string::npos);
 }
 
+// --memory-limit is a what-if below the machine, never a way past the container: above the
+// cgroup's own limit it is clamped to it, with a warning.
+TEST(SnugHwCli, AMemoryLimitAboveTheCgroupIsClamped) {
+  snug::testing::MemoryCgroup cgroup(1 * kGiB);
+  if (!cgroup.ok()) GTEST_SKIP() << "cannot create a memory cgroup: " << cgroup.error();
+  const std::string in_cgroup = "sh -c 'echo $$ > " + cgroup.procs_file() + " && exec " + Snug();
+  Output out = RunCommand(in_cgroup + " hw --json --memory-limit 8GiB'");
+  ASSERT_EQ(out.exit_code, 0) << out.text;
+  nlohmann::json j = ParseJson(out);
+  EXPECT_EQ(j["budget"]["source"], "cgroup") << j["budget"].dump(2);
+  EXPECT_LE(j["budget"]["host_raw_bytes"].get<uint64_t>(), 1 * kGiB);
+  EXPECT_NE(j["budget"]["detail"].get<std::string>().find("clamped"), std::string::npos);
+  Output warned = RunCommand(in_cgroup + " hw --memory-limit 8GiB' 2>&1");
+  EXPECT_NE(warned.text.find("above this container's memory limit"), std::string::npos)
+      << warned.text;
+  // Below the cgroup's limit the flag is taken as given.
+  Output below = RunCommand(in_cgroup + " hw --json --memory-limit 512MiB'");
+  EXPECT_EQ(ParseJson(below)["budget"]["source"], "override");
+}
+
 TEST(SnugHwCli, ThisMachineHasAPlausibleBudget) {
   Output out = RunCommand(Snug() + " hw --json");
   ASSERT_EQ(out.exit_code, 0) << out.text;

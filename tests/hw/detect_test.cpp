@@ -400,15 +400,26 @@ TEST(ResolveBudget, EnvironmentOverrideAndItsErrors) {
   BudgetOptions options;
   options.root = FixtureRoot("v2-nested");
   {
-    ScopedEnv env("SNUG_MEMORY_LIMIT", "5GiB");
+    // Below the fixture's cgroup budget (2248 MiB) the override is taken as given.
+    ScopedEnv env("SNUG_MEMORY_LIMIT", "2GiB");
     Result<Budget> b = ResolveBudget(options);
     ASSERT_TRUE(b.ok());
     EXPECT_EQ(b->source, "override");
-    EXPECT_EQ(b->host_raw_bytes, 5 * kGiB);
-    EXPECT_TRUE(Contains(b->detail, "SNUG_MEMORY_LIMIT=5GiB")) << b->detail;
+    EXPECT_EQ(b->host_raw_bytes, 2 * kGiB);
+    EXPECT_TRUE(Contains(b->detail, "SNUG_MEMORY_LIMIT=2GiB")) << b->detail;
     options.memory_limit = 1 * kGiB;  // the flag beats the environment
     EXPECT_EQ(ResolveBudget(options)->host_raw_bytes, 1 * kGiB);
     options.memory_limit.reset();
+  }
+  {
+    // Above it, the container's own figure wins: a limit is a what-if, not a way past it.
+    ScopedEnv env("SNUG_MEMORY_LIMIT", "5GiB");
+    Result<Budget> b = ResolveBudget(options);
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ(b->source, "cgroup");
+    EXPECT_EQ(b->host_raw_bytes, 2248 * kMiB);
+    EXPECT_TRUE(Contains(b->detail, "SNUG_MEMORY_LIMIT=5GiB")) << b->detail;
+    EXPECT_TRUE(Contains(b->detail, "clamped to the container")) << b->detail;
   }
   {
     ScopedEnv env("SNUG_MEMORY_LIMIT", "lots");
