@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ clang libclang-rt-14-dev pkg-config
       libcurl4-openssl-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-      libssl-dev libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
+      libssl-dev libcpp-httplib-dev libboost1.81-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
       nodejs npm git ca-certificates clang-format)
 missing=()
 for p in "${pkgs[@]}"; do

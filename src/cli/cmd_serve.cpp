@@ -16,6 +16,7 @@
 #include "cli/live_budget.h"
 #include "cli/model_source.h"
 #include "config/env.h"
+#include "core/memory.h"
 #include "core/size.h"
 #include "engine/engine.h"
 #include "hw/detect.h"
@@ -142,6 +143,7 @@ Status RunServe(const ServeArgs& args) {
   const sigset_t set = ShutdownSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  ReturnLargeFreesAtOnce();  // a server runs for weeks: freed bodies and models go back at once
 
   server::ServerOptions http_options;
   http_options.host = args.host;

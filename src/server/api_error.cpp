@@ -31,6 +31,13 @@ ApiError ErrorFromStatus(const Status& status) {
       e.type = "invalid_request_error";
       e.code = "model_not_found";
       break;
+    case Code::kCorrupt:
+      // The named model's file is malformed (gguf::ValidateModel, a truncated download): the
+      // request cannot be served as asked, and retrying will not help.
+      e.http_status = 422;
+      e.type = "invalid_request_error";
+      e.code = "invalid_model";
+      break;
     case Code::kUnavailable:
       e.http_status = 503;
       e.type = "server_error";
@@ -89,6 +96,26 @@ ApiError ErrorForHttpStatus(int http_status) {
       e.type = "invalid_request_error";
       e.code = "invalid_request";
       e.message = "malformed HTTP request";
+      break;
+    case 408:
+      e.type = "invalid_request_error";
+      e.code = "request_timeout";
+      e.message = "the request did not arrive in time";
+      break;
+    case 415:
+      e.type = "invalid_request_error";
+      e.code = "unsupported_media_type";
+      e.message = "the request body's encoding is not supported";
+      break;
+    case 431:
+      e.type = "invalid_request_error";
+      e.code = "request_header_fields_too_large";
+      e.message = "the request's headers are too large";
+      break;
+    case 503:
+      e.type = "server_error";
+      e.code = "overloaded";
+      e.message = "the server is busy; retry shortly";
       break;
     default:
       e.type = http_status >= 500 ? "server_error" : "invalid_request_error";

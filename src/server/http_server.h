@@ -1,6 +1,7 @@
-// The HTTP front of `snug serve`: OpenAI-compatible routes, management routes, auth, limits and
-// graceful shutdown, over cpp-httplib. Handlers never throw: bodies are parsed with
-// non-throwing JSON calls and every failure becomes an OpenAI-style error object.
+// The HTTP front of `snug serve`: browser safety, auth and graceful shutdown around the route
+// sets of each API dialect (routes.h), on snug's own transport (http_transport.h). Handlers never
+// throw: bodies are parsed with non-throwing JSON calls and every failure becomes an error object
+// in the shape of the API being spoken.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -12,12 +13,11 @@
 #include <string>
 
 #include "core/status.h"
+#include "server/http_transport.h"
+#include "server/http_types.h"
 #include "server/metrics.h"
 #include "server/model_pool.h"
-
-namespace httplib {
-class Server;
-}
+#include "server/router.h"
 
 namespace snug::server {
 
@@ -55,12 +55,14 @@ class HttpServer {
   void Stop(const Status& reason);
 
  private:
-  void Routes();
+  void Handle(HttpRequest& req, HttpResponse& res);
+  bool Admit(const HttpRequest& req, HttpResponse& res);
   ModelPool* pool_;
   ServerOptions options_;
   Metrics metrics_;
-  std::unique_ptr<httplib::Server> http_;
   std::atomic<bool> stopping_{false};
+  Router router_;
+  std::unique_ptr<HttpTransport> transport_;
 };
 
 }  // namespace snug::server

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include "core/memory.h"
 #include "core/size.h"
 #include "engine/engine.h"
 
@@ -167,6 +168,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
     spdlog::info("evicting idle model '{}' ({}) to load '{}'", v->name,
                  FormatSize(v->plan.peak_host_bytes), name);
     v->scheduler.reset();  // joins its thread and frees the context and weights
+    ReturnFreedMemoryToSystem();
     evictions_total_.fetch_add(1);
   }
   victims.clear();
@@ -229,6 +231,7 @@ Status ModelPool::Unload(const std::string& name) {
     loaded_.erase(it);
   }
   victim->scheduler.reset();
+  ReturnFreedMemoryToSystem();
   spdlog::info("unloaded model '{}'", name);
   return Status::Ok();
 }
@@ -355,6 +358,7 @@ void ModelPool::ReapLoop() {
     for (auto& e : expired) {
       spdlog::info("unloading model '{}': idle for the keep-alive period", e->name);
       e->scheduler.reset();
+      ReturnFreedMemoryToSystem();
     }
     lock.lock();
   }

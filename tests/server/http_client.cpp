@@ -10,7 +10,6 @@
 #include <cctype>
 
 namespace snug::testing {
-namespace {
 
 int Connect(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -37,6 +36,17 @@ bool SendAll(int fd, const std::string& data) {
   }
   return true;
 }
+
+std::string ReadToEnd(int fd) {
+  std::string raw;
+  char buf[16384];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
+    raw.append(buf, n);
+  return raw;
+}
+
+namespace {
 
 std::string RequestText(const std::string& method, const std::string& path, const std::string& body,
                         const std::map<std::string, std::string>& headers) {
@@ -79,11 +89,7 @@ HttpResponse Http(int port, const std::string& method, const std::string& path,
   if (fd < 0) return res;
   // A server may answer (413) before reading the whole body and close; keep what it said.
   SendAll(fd, RequestText(method, path, body, headers));
-  std::string raw;
-  char buf[16384];
-  ssize_t n;
-  while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
-    raw.append(buf, n);
+  const std::string raw = ReadToEnd(fd);
   close(fd);
   size_t head_end = raw.find("\r\n\r\n");
   if (head_end == std::string::npos || raw.size() < 12) return res;

@@ -28,6 +28,12 @@ inline HttpResponse Post(int port, const std::string& path, const std::string& b
   return Http(port, "POST", path, body, headers);
 }
 
+// Raw-socket pieces for tests that speak HTTP by hand: a loopback connection (180 s receive
+// timeout), a blocking send of everything, and everything read until the server closes.
+int Connect(int port);
+bool SendAll(int fd, const std::string& data);
+std::string ReadToEnd(int fd);
+
 // The "data: ..." payloads of an SSE body, in order.
 std::vector<std::string> SseData(const std::string& body);
 

@@ -1,0 +1,27 @@
+// The route sets of `snug serve`, one file per API dialect, all registered on one Router.
+#pragma once
+
+#include <atomic>
+
+#include "server/http_server.h"
+#include "server/metrics.h"
+#include "server/model_pool.h"
+#include "server/router.h"
+
+namespace snug::server {
+
+// What every route set works with; owned by HttpServer, which outlives the routes.
+struct RouteContext {
+  ModelPool* pool = nullptr;
+  Metrics* metrics = nullptr;
+  const ServerOptions* options = nullptr;
+  const std::atomic<bool>* stopping = nullptr;
+};
+
+// /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models (openai_routes.cpp).
+void AddOpenAiRoutes(Router& router, const RouteContext& context);
+// /health, /metrics, /v1/ps, /v1/hardware, /v1/plan, /v1/models/load|unload, /apply-template
+// (management_routes.cpp).
+void AddManagementRoutes(Router& router, const RouteContext& context);
+
+}  // namespace snug::server

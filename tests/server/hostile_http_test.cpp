@@ -1,0 +1,191 @@
+// A real `snug serve` against the hostile HTTP clients of issue 15: huge chunked bodies, gzip
+// bombs, conflicting lengths, 200 slowloris connections and a half-closing client. The server
+// must answer each with an error in OpenAI's shape, keep its memory, and keep serving chats.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http_client.h"
+#include "serve_process.h"
+
+namespace snug::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+size_t ResidentBytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmRSS:") {
+      size_t kib = 0;
+      status >> kib;
+      return kib << 10;
+    }
+  }
+  return 0;
+}
+
+// A real gzip stream of `bytes` zeros (100 MiB compress to about 100 KB).
+std::string GzipOfZeros(size_t bytes) {
+  z_stream z{};
+  deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY);
+  std::string in(1 << 20, '\0');
+  std::string out;
+  std::vector<unsigned char> buf(1 << 16);
+  for (size_t done = 0; done < bytes; done += in.size()) {
+    z.next_in = reinterpret_cast<Bytef*>(in.data());
+    z.avail_in = static_cast<uInt>(in.size());
+    const int flush = done + in.size() >= bytes ? Z_FINISH : Z_NO_FLUSH;
+    do {
+      z.next_out = buf.data();
+      z.avail_out = static_cast<uInt>(buf.size());
+      deflate(&z, flush);
+      out.append(reinterpret_cast<char*>(buf.data()), buf.size() - z.avail_out);
+    } while (z.avail_out == 0);
+  }
+  deflateEnd(&z);
+  return out;
+}
+
+int StatusOf(const std::string& raw) {
+  return raw.size() >= 12 && raw.rfind("HTTP/1.", 0) == 0 ? std::stoi(raw.substr(9, 3)) : 0;
+}
+
+// The JSON error object of a raw answer, or null.
+json ErrorOf(const std::string& raw) {
+  const size_t body = raw.find("\r\n\r\n");
+  if (body == std::string::npos) return nullptr;
+  json parsed = json::parse(raw.substr(body + 4), nullptr, false);
+  return parsed.is_object() && parsed.contains("error") ? parsed["error"] : json(nullptr);
+}
+
+std::string ChatBody(int max_tokens) {
+  return json{{"model", "tiny"},
+              {"messages", {{{"role", "user"}, {"content", "Hello there"}}}},
+              {"max_tokens", max_tokens}}
+      .dump();
+}
+
+class HostileHttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.Start({TestModel("tiny", "tiny.gguf"), "--ctx", "2048", "--threads", "2"}))
+        << server_.Stderr();
+    // Load the model first, so its memory is not mistaken for the requests'.
+    auto warm = Post(server_.port(), "/v1/chat/completions", ChatBody(2));
+    ASSERT_EQ(warm.status, 200) << warm.body;
+  }
+  void TearDown() override { EXPECT_EQ(server_.Stop(SIGTERM), 0); }
+  ServeProcess server_;
+};
+
+TEST_F(HostileHttpTest, HugeAndCompressedBodiesAreRefusedAndTheServerStaysSmall) {
+  const size_t rss_before = ResidentBytes(server_.pid());
+  ASSERT_GT(rss_before, 0u);
+
+  // 100 MiB chunked, where the body limit (8 MiB) cannot be checked from a Content-Length.
+  int fd = Connect(server_.port());
+  SendAll(fd,
+          "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+  const std::string piece(1 << 16, ' ');
+  for (size_t sent = 0; sent < (100u << 20); sent += piece.size()) {
+    if (!SendAll(fd, "10000\r\n" + piece + "\r\n")) break;
+  }
+  std::string answer = ReadToEnd(fd);
+  close(fd);
+  EXPECT_EQ(StatusOf(answer), 413) << answer.substr(0, 300);
+  EXPECT_EQ(ErrorOf(answer)["code"], "request_too_large") << answer;
+
+  // A gzip bomb (and its deflate cousin): 100 MiB of zeros in about 100 KB.
+  const std::string bomb = GzipOfZeros(100u << 20);
+  ASSERT_LT(bomb.size(), 200u << 10);
+  for (const char* encoding : {"gzip", "deflate"}) {
+    fd = Connect(server_.port());
+    SendAll(fd, std::string("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            "Content-Type: application/json\r\nContent-Encoding: ") +
+                    encoding + "\r\nContent-Length: " + std::to_string(bomb.size()) + "\r\n\r\n" +
+                    bomb);
+    answer = ReadToEnd(fd);
+    close(fd);
+    EXPECT_EQ(StatusOf(answer), 415) << encoding << ": " << answer.substr(0, 300);
+    EXPECT_EQ(ErrorOf(answer)["code"], "unsupported_media_type") << answer;
+  }
+
+  // Conflicting lengths (RFC 9112 6.3: the message is invalid).
+  fd = Connect(server_.port());
+  SendAll(fd,
+          "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          "Content-Length: 10\r\nContent-Length: 2000\r\n\r\n{}");
+  answer = ReadToEnd(fd);
+  close(fd);
+  EXPECT_EQ(StatusOf(answer), 400) << answer;
+
+  const size_t rss_after = ResidentBytes(server_.pid());
+  EXPECT_LT(rss_after, rss_before + (20u << 20))
+      << "RSS grew from " << (rss_before >> 20) << " to " << (rss_after >> 20) << " MiB";
+  auto chat = Post(server_.port(), "/v1/chat/completions", ChatBody(4));
+  EXPECT_EQ(chat.status, 200) << chat.body;
+}
+
+TEST_F(HostileHttpTest, SlowlorisConnectionsLeaveChatsAnswered) {
+  std::vector<int> slow;
+  for (int i = 0; i < 200; ++i) {
+    const int fd = Connect(server_.port());
+    ASSERT_GE(fd, 0) << "connection " << i;
+    SendAll(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    slow.push_back(fd);
+  }
+  std::atomic<bool> trickling{true};
+  std::thread trickle([&] {
+    while (trickling) {
+      for (int fd : slow)
+        send(fd, "X-Slow: 1\r\n", 11, MSG_NOSIGNAL | MSG_DONTWAIT);
+      for (int i = 0; i < 20 && trickling; ++i)
+        std::this_thread::sleep_for(100ms);  // a header line every 2 s, as in the report
+    }
+  });
+  for (int i = 0; i < 2; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    auto chat = Post(server_.port(), "/v1/chat/completions", ChatBody(4));
+    EXPECT_EQ(chat.status, 200) << chat.body;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  }
+  trickling = false;
+  trickle.join();
+  for (int fd : slow)
+    close(fd);
+}
+
+TEST_F(HostileHttpTest, AClientThatHalfClosesGetsItsAnswer) {
+  const int fd = Connect(server_.port());
+  // Long enough that the server checks on the client while it generates.
+  const std::string body = ChatBody(100);
+  SendAll(fd,
+          "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+          "Content-Type: application/json\r\nContent-Length: " +
+              std::to_string(body.size()) + "\r\n\r\n" + body);
+  shutdown(fd, SHUT_WR);
+  const std::string answer = ReadToEnd(fd);
+  close(fd);
+  const size_t final_answer = answer.find("HTTP/1.1 200");
+  ASSERT_NE(final_answer, std::string::npos) << answer;
+  const size_t json_start = answer.find("\r\n\r\n", final_answer);
+  json parsed = json::parse(answer.substr(json_start + 4), nullptr, false);
+  ASSERT_TRUE(parsed.is_object()) << answer;
+  EXPECT_EQ(parsed["choices"][0]["message"]["role"], "assistant");
+}
+
+}  // namespace
+}  // namespace snug::testing
