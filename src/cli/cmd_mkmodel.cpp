@@ -15,6 +15,24 @@
 namespace snug::cli {
 namespace {
 
+const char* DescribeFileType(std::filesystem::file_type type) {
+  switch (type) {
+    case std::filesystem::file_type::symlink:
+      return "a symbolic link";
+    case std::filesystem::file_type::directory:
+      return "a directory";
+    case std::filesystem::file_type::block:
+    case std::filesystem::file_type::character:
+      return "a device";
+    case std::filesystem::file_type::fifo:
+      return "a FIFO";
+    case std::filesystem::file_type::socket:
+      return "a socket";
+    default:
+      return "not a regular file";
+  }
+}
+
 struct MkmodelFlags {
   std::string preset;
   std::string out;
@@ -74,6 +92,17 @@ Status Mkmodel(const MkmodelFlags& flags) {
                           ReadFlagFile(flags.chat_template_file, "chat template file"));
   }
 
+  // The model is written beside OUT and renamed over it: that would replace a device node, a
+  // FIFO or a symlink (not its target) with a regular file. Only a regular file is replaced.
+  std::error_code ec;
+  const auto existing = std::filesystem::symlink_status(flags.out, ec);
+  if (!ec && existing.type() != std::filesystem::file_type::not_found &&
+      existing.type() != std::filesystem::file_type::regular) {
+    return Status::IoError(fmt::format(
+        "{} exists and is not a regular file ({}); snug mkmodel writes only to a new path or "
+        "over a regular file",
+        flags.out, DescribeFileType(existing.type())));
+  }
   SNUG_RETURN_IF_ERROR(synth::WriteModel(preset, flags.out, options));
   SNUG_ASSIGN_OR_RETURN(gguf::File file, synth::DescribePreset(preset));
   fmt::print("wrote {}: {} ({}, {} params, {}, {}, n_ctx_train {}, {} weights{})\n", flags.out,

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fstream>
 
 #include "run_support.h"
@@ -137,6 +140,37 @@ TEST_F(RunCliTest, FlagBounds) {
                                    "100000", "--json", "--ctx", "512"});
   ASSERT_EQ(many.exit_code, 0) << many.err;
   EXPECT_NE(many.err.find("more than the"), std::string::npos) << many.err;
+}
+
+// mkmodel renames a finished file over OUT: it must never replace a device, a FIFO or a symlink.
+TEST_F(RunCliTest, MkmodelWritesOnlyOverRegularFiles) {
+  TempDir dir;
+  const std::string target = dir.path() + "/target.txt";
+  std::ofstream(target) << "keep me";
+  const std::string link = dir.path() + "/link.gguf";
+  ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
+  const std::string fifo = dir.path() + "/fifo.gguf";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& out : {link, fifo, std::string("/dev/null"), dir.path()}) {
+    ProcessResult r = RunProcess({SNUG_BINARY, "mkmodel", "tiny", out});
+    EXPECT_EQ(r.exit_code, 1) << out << ": " << r.err;
+    EXPECT_NE(r.err.find("not a regular file"), std::string::npos) << r.err;
+  }
+  struct stat st {};
+  ASSERT_EQ(lstat(link.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  ASSERT_EQ(lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  ASSERT_EQ(stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  std::ifstream kept(target);
+  std::string text;
+  std::getline(kept, text);
+  EXPECT_EQ(text, "keep me");
+  // A regular file is replaced as before.
+  const std::string regular = dir.path() + "/model.gguf";
+  std::ofstream(regular) << "old";
+  EXPECT_EQ(RunProcess({SNUG_BINARY, "mkmodel", "tiny", regular}).exit_code, 0);
 }
 
 }  // namespace
