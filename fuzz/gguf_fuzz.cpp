@@ -2,12 +2,14 @@
 // UB" under ASan/UBSan it checks the parser's own promises:
 //  - an accepted header keeps every tensor inside the file;
 //  - parsing a prefix never contradicts parsing the whole: "need more bytes" asks for more than the
-//    prefix had, an accepted prefix means the whole is accepted, a rejected prefix the same.
+//    prefix had, an accepted prefix means the whole is accepted, a rejected prefix the same;
+//  - the semantic checks (gguf/validate.h) take any accepted header without crashing.
 // Run through fuzz/run.sh.
 #include <cstddef>
 #include <cstdint>
 
 #include "gguf/reader.h"
+#include "gguf/validate.h"
 
 using snug::Code;
 using snug::gguf::HeaderParse;
@@ -28,6 +30,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Check(t.ne.size() <= 4 && t.offset % f.alignment == 0);
       Check(t.offset <= size && t.nbytes <= size && f.data_offset + t.offset + t.nbytes <= size);
     }
+    if (f.duplicate_token) Check(f.duplicate_token->first_id < f.duplicate_token->second_id);
+    (void)snug::gguf::ValidateModel(f);
+    (void)snug::gguf::ValidateVocab(f);
   }
 
   const size_t half = size / 2;

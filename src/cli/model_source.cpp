@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "gguf/reader.h"
+#include "gguf/validate.h"
 #if __has_include("gguf/remote.h")
 #include "gguf/remote.h"
 #define SNUG_HAVE_REMOTE 1
@@ -53,13 +54,7 @@ Result<ModelSource> FromFile(const std::string& path, std::string kind, std::str
   return src;
 }
 
-}  // namespace
-
-void SetStoreLookup(StoreLookup lookup) {
-  Lookup() = std::move(lookup);
-}
-
-Result<ModelSource> ResolveModel(const std::string& model) {
+Result<ModelSource> Resolve(const std::string& model) {
   if (model.empty()) return Status::InvalidArgument(std::string("no MODEL given: ") + kForms);
 
   if (StartsWith(model, "preset:")) {
@@ -115,6 +110,18 @@ Result<ModelSource> ResolveModel(const std::string& model) {
   }
   // --- end store branch
   return Status::NotFound(fmt::format("no model named '{}': {}", model, kForms));
+}
+
+}  // namespace
+
+void SetStoreLookup(StoreLookup lookup) {
+  Lookup() = std::move(lookup);
+}
+
+Result<ModelSource> ResolveModel(const std::string& model) {
+  SNUG_ASSIGN_OR_RETURN(ModelSource src, Resolve(model));
+  SNUG_RETURN_IF_ERROR(gguf::ValidateModel(src.file));
+  return src;
 }
 
 }  // namespace snug::cli

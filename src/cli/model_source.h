@@ -24,7 +24,8 @@ struct ModelSource {
 using StoreLookup = std::function<Result<std::string>(const std::string& name)>;
 void SetStoreLookup(StoreLookup lookup);
 
-// Reads the header only; never touches tensor data.
+// Reads the header only; never touches tensor data. A header llama.cpp could not load (or would
+// abort on) is refused with gguf::ValidateModel's Corrupt status, before anything plans or loads.
 Result<ModelSource> ResolveModel(const std::string& model);
 
 }  // namespace snug::cli

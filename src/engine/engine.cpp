@@ -18,6 +18,8 @@
 #include "config/env.h"
 #include "core/log.h"
 #include "core/size.h"
+#include "gguf/reader.h"
+#include "gguf/validate.h"
 
 namespace snug::engine {
 namespace {
@@ -139,12 +141,16 @@ Result<llama_context_params> ToContextParams(const ContextOptions& options) {
   return params;
 }
 
-Status CheckModelFile(const std::string& path) {
+// Every path to llama_model_load_from_file passes here: llama.cpp trusts the header and aborts
+// the process on values like a repeated token or 4096 layers (gguf/validate.h), so the header is
+// read and checked first. Costs one header parse (a few ms; the tokenizer dominates).
+Status CheckModelFile(const ModelOptions& options) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return Status::NotFound("model file " + path + " does not exist");
+  if (!std::filesystem::is_regular_file(options.path, ec)) {
+    return Status::NotFound("model file " + options.path + " does not exist");
   }
-  return Status::Ok();
+  SNUG_ASSIGN_OR_RETURN(gguf::File header, gguf::ReadFile(options.path));
+  return options.vocab_only ? gguf::ValidateVocab(header) : gguf::ValidateModel(header);
 }
 
 MemoryBreakdown BreakdownOf(const llama_context* ctx) {
@@ -247,7 +253,7 @@ namespace {
 Result<MemoryBreakdown> DryRunWith(const ModelOptions& model_options,
                                    const llama_context_params& cparams) {
   InitBackend();
-  SNUG_RETURN_IF_ERROR(CheckModelFile(model_options.path));
+  SNUG_RETURN_IF_ERROR(CheckModelFile(model_options));
   llama_model_params mparams = ToModelParams(model_options);
   mparams.no_alloc = true;
   mparams.load_mode = LLAMA_LOAD_MODE_NONE;
@@ -278,7 +284,7 @@ Result<MemoryBreakdown> DryRun(const ModelOptions& model_options,
 
 Result<std::unique_ptr<Model>> Model::Load(const ModelOptions& options) {
   InitBackend();
-  SNUG_RETURN_IF_ERROR(CheckModelFile(options.path));
+  SNUG_RETURN_IF_ERROR(CheckModelFile(options));
   llama_model* model = llama_model_load_from_file(options.path.c_str(), ToModelParams(options));
   if (model == nullptr) {
     return Status::Corrupt(WithLlamaReason("llama.cpp could not load " + options.path));

@@ -48,6 +48,15 @@ struct TensorInfo {
   uint16_t split = 0;       // which split file holds it
 };
 
+// Two entries of tokenizer.ggml.tokens with the same text as llama.cpp's vocabulary reads them (an
+// empty token reads as "[EMPTY_<id>]"). llama.cpp aborts on such a vocabulary (llama-vocab.cpp
+// asserts that every token text maps to one id), so the reader records the first one it finds.
+struct DuplicateToken {
+  std::string text;
+  uint64_t first_id = 0;   // the lowest id with this text
+  uint64_t second_id = 0;  // the next id with the same text
+};
+
 struct File {
   uint32_t version = 0;
   std::map<std::string, Value> kv;
@@ -57,6 +66,9 @@ struct File {
   uint64_t file_bytes = 0;   // all splits together
   uint16_t n_splits = 1;
   std::string path;  // local path or URL of the first split
+  // The reader keeps no tokenizer-sized string array, so it looks for repeated tokens while it has
+  // the bytes (only in arrays of up to kMaxScannedTokens; gguf/validate.h reports both cases).
+  std::optional<DuplicateToken> duplicate_token;
 
   // Typed lookups; nullopt when absent or of another type (integers of any width are accepted).
   std::optional<std::string> GetString(const std::string& key) const;

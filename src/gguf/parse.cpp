@@ -3,11 +3,16 @@
 // value), n_tensors x (string name, u32 n_dims, i64 ne[n_dims], u32 ggml type, u64 offset), padding
 // to the alignment, tensor data. Strings are u64 length + bytes. See ggml/include/gguf.h in
 // llama.cpp.
+#include <algorithm>
 #include <bit>
+#include <charconv>
+#include <chrono>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 #include <fmt/format.h>
 #include <ggml.h>
@@ -99,6 +104,103 @@ T Load(const uint8_t* p) {
   return v;
 }
 
+constexpr std::string_view kTokenListKey = "tokenizer.ggml.tokens";
+
+// A 64-bit hash of a byte string keyed by a per-process seed (multiply-fold mixing, as wyhash
+// does): fast on the short strings tokens are, and a hostile file cannot be crafted to make every
+// token collide, because the seed is not known in advance.
+uint64_t Mix(uint64_t a, uint64_t b) {
+  const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+
+uint64_t KeyedHash(const uint8_t* p, uint64_t len) {
+  static const uint64_t seed = [] {
+    static const int anchor = 0;  // its address varies with ASLR
+    const auto now =
+        static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    return Mix(now ^ reinterpret_cast<uintptr_t>(&anchor), 0x9e3779b97f4a7c15ULL);
+  }();
+  uint64_t h = seed ^ Mix(len, 0x9e3779b97f4a7c15ULL);
+  for (; len >= 8; p += 8, len -= 8)
+    h = Mix(h ^ Load<uint64_t>(p), 0xa0761d6478bd642fULL);
+  uint64_t tail = 0;
+  std::memcpy(&tail, p, len);
+  return Mix(Mix(h ^ tail, 0xe7037ed1a0b428dbULL), 0x8ebc6af09c88c6e3ULL);
+}
+
+// The first repeated token text of a token array whose n strings (u64 length + bytes each) start
+// at p, span `bytes` and have all been bounds-checked. Mirrors llama-vocab.cpp's load loop: an
+// empty token is renamed "[EMPTY_<id>]" and every text must map to one id (GGML_ASSERT(
+// id_to_token.size() == token_to_id.size()) aborts otherwise). "First": the lowest second id, with
+// the id it repeats. One pass over an open-addressing table of token offsets (Offset: uint32_t
+// when the array spans less than 4 GiB): 6 to 12 bytes per token, so that a 150k-token tokenizer
+// costs about a MiB of fresh pages (their faults dominate the time).
+template <typename Offset>
+std::optional<DuplicateToken> FindDuplicateTokenIn(const uint8_t* p, uint64_t n) {
+  size_t capacity = 16;
+  while (capacity < n + n / 2)
+    capacity <<= 1;
+  std::vector<Offset> slots(capacity, 0);  // offset of a token's length field + 1; 0 = empty
+  auto text_at = [p](uint64_t offset) {
+    return std::string_view(reinterpret_cast<const char*>(p + offset + 8),
+                            Load<uint64_t>(p + offset));
+  };
+  std::optional<DuplicateToken> found;
+  auto consider = [&](std::string_view t, uint64_t first, uint64_t second) {
+    if (!found || second < found->second_id) found = DuplicateToken{std::string(t), first, second};
+  };
+
+  constexpr std::string_view kPrefix = "[EMPTY_";
+  std::vector<uint64_t> empty_ids;                            // ascending
+  std::vector<std::pair<uint64_t, uint64_t>> empty_literals;  // (id, e) for a token "[EMPTY_e]"
+  uint64_t offset = 0;
+  for (uint64_t i = 0; i < n; offset += 8 + Load<uint64_t>(p + offset), ++i) {
+    const std::string_view t = text_at(offset);
+    if (t.empty()) {
+      empty_ids.push_back(i);
+      continue;
+    }
+    if (t.size() > kPrefix.size() + 1 && t.substr(0, kPrefix.size()) == kPrefix &&
+        t.back() == ']') {
+      // llama.cpp writes the id with std::to_string: no sign, no leading zeros.
+      const std::string_view digits = t.substr(kPrefix.size(), t.size() - kPrefix.size() - 1);
+      uint64_t e = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), e);
+      if (ec == std::errc() && end == digits.data() + digits.size() &&
+          (digits.size() == 1 || digits[0] != '0') && e < n) {
+        empty_literals.emplace_back(i, e);
+      }
+    }
+    size_t slot = KeyedHash(p + offset + 8, t.size()) & (capacity - 1);
+    for (; slots[slot] != 0; slot = (slot + 1) & (capacity - 1)) {
+      const uint64_t other = slots[slot] - 1;
+      if (text_at(other) != t) continue;
+      // Ids come in order, so this is the repeat with the lowest second id; find the first's id.
+      uint64_t j = 0;
+      for (uint64_t at = 0; at != other; at += 8 + Load<uint64_t>(p + at))
+        ++j;
+      consider(t, j, i);
+      break;
+    }
+    if (found) break;  // every later pair has a higher second id
+    slots[slot] = static_cast<Offset>(offset + 1);
+  }
+  // An empty token at id e reads as "[EMPTY_e]": it collides only with a literal token of that
+  // text (both ids below any repeat found above, or that pair would not be lower).
+  for (const auto& [i, e] : empty_literals) {
+    if (std::binary_search(empty_ids.begin(), empty_ids.end(), e)) {
+      consider(fmt::format("[EMPTY_{}]", e), std::min(e, i), std::max(e, i));
+    }
+  }
+  return found;
+}
+
+std::optional<DuplicateToken> FindDuplicateToken(const uint8_t* p, uint64_t n, uint64_t bytes) {
+  if (bytes < std::numeric_limits<uint32_t>::max()) return FindDuplicateTokenIn<uint32_t>(p, n);
+  return FindDuplicateTokenIn<uint64_t>(p, n);
+}
+
 class Parser {
  public:
   Parser(const uint8_t* data, size_t size, uint64_t file_size, const std::string& name)
@@ -115,6 +217,7 @@ class Parser {
       out.file = File{};
       return out;
     }
+    out.file.duplicate_token = std::move(duplicate_token_);
     return out;
   }
 
@@ -233,6 +336,7 @@ class Parser {
   uint64_t item_index_ = 0;
   uint64_t item_count_ = 0;
   std::string item_name_;
+  std::optional<DuplicateToken> duplicate_token_;
 };
 
 bool Parser::ParseAll(File* file) {
@@ -470,6 +574,7 @@ bool Parser::ParseArray(const std::string& key, Value* value) {
       return Have(FileRemaining() + 1);  // reports "truncated"
     }
     const bool keep = n <= kMaxKeptStringArray;
+    const uint64_t start = pos_;
     std::vector<std::string> strings;
     if (keep) strings.reserve(n);
     uint64_t i = 0;
@@ -484,6 +589,10 @@ bool Parser::ParseArray(const std::string& key, Value* value) {
       }
     }
     value->data = std::move(strings);
+    // Every string now lies checked in [start, pos_).
+    if (key == kTokenListKey && n <= kMaxScannedTokens) {
+      duplicate_token_ = FindDuplicateToken(data_ + start, n, pos_ - start);
+    }
     return true;
   }
 

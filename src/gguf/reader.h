@@ -23,6 +23,11 @@ inline constexpr uint64_t kUnknownFileSize = std::numeric_limits<uint64_t>::max(
 // 150k tokenizer strings); shorter ones keep their elements in Value::data.
 inline constexpr uint64_t kMaxKeptNumericArray = 4096;
 inline constexpr uint64_t kMaxKeptStringArray = 1024;
+// tokenizer.ggml.tokens arrays up to this length are scanned for repeated tokens
+// (File::duplicate_token) with at most 24 bytes of bookkeeping per token. Real vocabularies have at
+// most a few hundred thousand tokens; a longer array is left unscanned (and refused by
+// ValidateModel).
+inline constexpr uint64_t kMaxScannedTokens = uint64_t{1} << 21;
 
 // The outcome of parsing a prefix of a GGUF file.
 struct HeaderParse {

@@ -200,6 +200,13 @@ Status WriteModel(const Preset& preset, const std::string& path, const WriteOpti
   }
   const std::string vocab_dir = options.vocab_dir.empty() ? env::VocabDir() : options.vocab_dir;
   SNUG_ASSIGN_OR_RETURN(BuiltModel model, internal::BuildModel(p, vocab_dir));
+  if (options.edit_metadata) {
+    // The data section keeps its size and its offsets; only the header before it may change size.
+    const uint64_t data_bytes = model.file_bytes - model.meta_bytes;
+    options.edit_metadata(model.gguf.get());
+    model.meta_bytes = gguf_get_meta_size(model.gguf.get());
+    model.file_bytes = model.meta_bytes + data_bytes;
+  }
 
   // A temporary file in the same directory, so the final rename is atomic.
   std::string tmp = path + ".tmp-XXXXXX";

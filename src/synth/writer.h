@@ -2,11 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
 #include "core/status.h"
 #include "synth/presets.h"
+
+struct gguf_context;
 
 namespace snug::synth {
 
@@ -19,6 +22,10 @@ struct WriteOptions {
   uint64_t seed = 42;               // kRandom only; the same seed gives byte-identical files
   std::optional<std::string> type;  // overrides preset.type: Q4_K_M, Q8_0 or F16
   std::string vocab_dir;            // llama.cpp models/ directory; empty = env::VocabDir()
+  // Called with the metadata (ggml's gguf_context: keys and tensor infos) just before it is
+  // written. Tests use it to write a real file with one malformed key (gguf_set_val_u32 and
+  // friends); it must not add, remove or reshape tensors.
+  std::function<void(gguf_context*)> edit_metadata;
 };
 
 // Writes the model to `path`. The file is written under a temporary name in the same directory and

@@ -227,6 +227,7 @@ TEST(WireTest, ErrorStatusesFollowTheCode) {
   EXPECT_EQ(ErrorFromStatus(Status::InvalidArgument("x")).http_status, 400);
   EXPECT_EQ(ErrorFromStatus(Status::PermissionDenied("x")).http_status, 401);
   EXPECT_EQ(ErrorFromStatus(Status::NotFound("x")).http_status, 404);
+  EXPECT_EQ(ErrorFromStatus(Status::Corrupt("x")).http_status, 422);  // a malformed model file
   auto busy = ErrorFromStatus(Status::Unavailable("x"));
   EXPECT_EQ(busy.http_status, 503);
   EXPECT_GT(busy.retry_after_seconds, 0);
