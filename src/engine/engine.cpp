@@ -291,6 +291,14 @@ Result<std::unique_ptr<Model>> Model::Load(const ModelOptions& options) {
   }
   std::unique_ptr<Model> loaded(new Model(model, options.path));
   SNUG_ASSIGN_OR_RETURN(loaded->chat_, ChatTemplates::Create(*loaded, options.chat_template));
+  const llama_vocab* vocab = llama_model_get_vocab(model);
+  const auto type = llama_vocab_type(vocab);
+  if (type == LLAMA_VOCAB_TYPE_BPE || type == LLAMA_VOCAB_TYPE_SPM) {
+    for (Token id = 0; id < loaded->n_vocab(); ++id) {
+      loaded->longest_token_bytes_ =
+          std::max(loaded->longest_token_bytes_, loaded->TokenText(id).size());
+    }
+  }
   return loaded;
 }
 

@@ -130,6 +130,12 @@ class Model {
   std::string Detokenize(const std::vector<Token>& tokens) const;
   bool IsEndOfGeneration(Token token) const;
 
+  // The most input bytes one token can stand for: the longest token text, for tokenizers that
+  // keep every input byte (byte-level BPE, SentencePiece). Then a text of N bytes is at least
+  // N / longest tokens, so a prompt far too long for the context is known without tokenizing
+  // it. 0 for tokenizers that normalize (WordPiece, Unigram), where no such bound holds.
+  size_t longest_token_bytes() const { return longest_token_bytes_; }
+
   int n_ctx_train() const;
   int n_layer() const;
   int n_vocab() const;
@@ -144,6 +150,7 @@ class Model {
   llama_model* model_;
   std::string path_;
   std::unique_ptr<ChatTemplates> chat_;
+  size_t longest_token_bytes_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------

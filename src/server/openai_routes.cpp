@@ -7,6 +7,7 @@
 
 #include "engine/chat.h"
 #include "engine/engine.h"
+#include "server/prompt_budget.h"
 #include "server/respond.h"
 #include "server/routes.h"
 #include "server/wire.h"
@@ -220,7 +221,8 @@ void AddOpenAiRoutes(Router& router, const RouteContext& ctx) {
             tokens->push_back(static_cast<engine::Token>(id));
           }
         } else {
-          tokens = model.Tokenize(input.text, /*add_special=*/true, /*parse_special=*/false);
+          tokens = TokenizeWithinLimits(*ctx.pool, model, lease->scheduler().n_ctx_seq(),
+                                        input.text, PromptKind::kEmbedding);
         }
         if (!tokens.ok()) return SendStatus(res, tokens.status());
         // The planner sized this model's context; a longer input would need an embedding
@@ -291,19 +293,28 @@ void AddOpenAiRoutes(Router& router, const RouteContext& ctx) {
     std::shared_ptr<const engine::ChatParser> parser;
     Result<std::vector<engine::Token>> tokens = std::vector<engine::Token>{};
     if (api == Api::kChat) {
+      size_t user_bytes = 0;  // every template renders the users' messages whole
+      for (const auto& message : chat_input.messages)
+        if (message.role == "user") user_bytes += message.content.size();
+      if (Status fits = CheckPromptBytes(model, lease->scheduler().n_ctx_seq(), user_bytes);
+          !fits.ok()) {
+        return SendStatus(res, fits);
+      }
       auto rendered = model.chat().Render(chat_input);
       if (!rendered.ok()) return SendStatus(res, rendered.status());
       sampling.grammar = std::move(rendered->grammar);
       sampling.stop = std::move(rendered->stops);
       sampling.kept_special_tokens = std::move(rendered->preserved_tokens);
       parser = std::move(rendered->parser);
-      tokens = model.TokenizeChat(rendered->prompt);
+      tokens = TokenizeWithinLimits(*ctx.pool, model, lease->scheduler().n_ctx_seq(),
+                                    rendered->prompt, PromptKind::kChat);
     } else {
       auto grammar =
           engine::GrammarForCompletion(model, completion.json_schema, completion.grammar);
       if (!grammar.ok()) return SendStatus(res, grammar.status());
       sampling.grammar = std::move(*grammar);
-      tokens = model.Tokenize(completion.prompt, /*add_special=*/true, /*parse_special=*/true);
+      tokens = TokenizeWithinLimits(*ctx.pool, model, lease->scheduler().n_ctx_seq(),
+                                    completion.prompt, PromptKind::kCompletion);
     }
     if (!tokens.ok()) return SendStatus(res, tokens.status());
 

@@ -7,13 +7,17 @@
 #include <zlib.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
+
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "../support/memory_cgroup.h"
 #include "http_client.h"
 #include "serve_process.h"
 
@@ -185,6 +189,74 @@ TEST_F(HostileHttpTest, AClientThatHalfClosesGetsItsAnswer) {
   json parsed = json::parse(answer.substr(json_start + 4), nullptr, false);
   ASSERT_TRUE(parsed.is_object()) << answer;
   EXPECT_EQ(parsed["choices"][0]["message"]["role"], "assistant");
+}
+
+std::string ChatWithText(const std::string& text) {
+  return json{
+      {"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", text}}}}, {"max_tokens", 2}}
+      .dump();
+}
+
+// Issue 15: two concurrent 7 MiB prompts in a 1 GiB container used to OOM-kill the server while
+// it tokenized them (llama.cpp's tokenizer holds 30-90 bytes per input byte). A prompt that cannot
+// fit the context is now refused from its length alone.
+TEST(HostileRequestsTest, HugePromptsAreRefusedBeforeTokenizing) {
+  MemoryCgroup cgroup(1ull << 30);
+  ServeProcess server;
+  if (cgroup.ok()) {
+    server.JoinCgroup(cgroup.procs_file());
+  } else {
+    std::cout << "running without a memory cgroup (" << cgroup.error() << ")\n";
+  }
+  ASSERT_TRUE(server.Start({TestModel("tiny", "tiny.gguf"), "--ctx", "4096", "--threads", "2"}))
+      << server.Stderr();
+  std::string text;
+  for (int i = 0; text.size() < (7u << 20); ++i)
+    text += "!@#$%^&*() ";  // punctuation: the tokenizer's most expensive text per byte
+  const std::string body = ChatWithText(text);
+  ASSERT_LT(body.size(), 8u << 20);
+  auto first = std::async(std::launch::async,
+                          [&] { return Post(server.port(), "/v1/chat/completions", body); });
+  auto second = std::async(std::launch::async,
+                           [&] { return Post(server.port(), "/v1/chat/completions", body); });
+  for (auto* answer : {&first, &second}) {
+    const auto res = answer->get();
+    EXPECT_EQ(res.status, 400) << res.body;
+    EXPECT_NE(res.body.find("so at least"), std::string::npos) << res.body;
+  }
+  auto chat = Post(server.port(), "/v1/chat/completions", ChatBody(2));
+  EXPECT_EQ(chat.status, 200) << chat.body;
+  if (cgroup.ok()) EXPECT_EQ(cgroup.OomKills(), 0);
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
+}
+
+// A prompt that could fit the context is tokenized against the budget: with 20 MiB free beside
+// the model, a 500 KB prompt (about 47 MiB of tokenizer memory) is a 507 with the numbers.
+TEST(HostileRequestsTest, LargePromptsAreTokenizedWithinTheBudget) {
+  const std::string model = TestModel("tiny", "tiny.gguf");
+  uint64_t planned = 0;
+  {
+    ServeProcess probe;
+    ASSERT_TRUE(probe.Start({model, "--ctx", "4096", "--threads", "2"})) << probe.Stderr();
+    auto ps = json::parse(Get(probe.port(), "/v1/ps").body, nullptr, false);
+    ASSERT_TRUE(ps.is_object());
+    planned = ps["planned_bytes"].get<uint64_t>();
+    EXPECT_EQ(probe.Stop(SIGTERM), 0);
+  }
+  ASSERT_GT(planned, 0u);
+  ServeProcess server;
+  ASSERT_TRUE(server.Start({model, "--ctx", "4096", "--threads", "2", "--headroom", "0",
+                            "--memory-limit", std::to_string(planned + (20u << 20))}))
+      << server.Stderr();
+  std::string text;
+  while (text.size() < 500000)
+    text += "word ";
+  auto refused = Post(server.port(), "/v1/chat/completions", ChatWithText(text));
+  EXPECT_EQ(refused.status, 507) << refused.body;
+  EXPECT_NE(refused.body.find("tokenizing a"), std::string::npos) << refused.body;
+  auto chat = Post(server.port(), "/v1/chat/completions", ChatBody(2));
+  EXPECT_EQ(chat.status, 200) << chat.body;
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 
 }  // namespace
