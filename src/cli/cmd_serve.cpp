@@ -14,6 +14,7 @@
 
 #include "cli/command.h"
 #include "cli/live_budget.h"
+#include "cli/model_check.h"
 #include "cli/model_source.h"
 #include "config/env.h"
 #include "core/memory.h"
@@ -190,6 +191,16 @@ Status RunServe(const ServeArgs& args) {
                                                       const server::PlanOverrides& overrides) {
     return PlanFile(path, overrides, fit, batch_invariant, live->Current());
   };
+  // A model is tried in a child process before this process first loads it: llama.cpp aborts
+  // on some malformed files, and the server must outlive them (engine/probe.h).
+  std::error_code self_error;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe", self_error).string();
+  if (!self_error) {
+    pool_options.model_check = [self](const engine::ModelOptions& model,
+                                      const engine::ContextOptions& context) {
+      return CheckModelInChild(self, model, context, std::chrono::seconds(120));
+    };
+  }
   const std::string models_dir = args.models_dir;
   pool_options.resolver = [models_dir](const std::string& name) -> Result<std::string> {
     if (models_dir.empty()) return store::ResolveName(name);

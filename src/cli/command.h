@@ -49,5 +49,6 @@ void AddServeCommand(CLI::App& root, int* exit_code);
 void AddStoreCommands(CLI::App& root, int* exit_code);  // pull, import, ls, rm, show
 void AddPsCommand(CLI::App& root, int* exit_code);
 void AddMkmodelCommand(CLI::App& root, int* exit_code);
+void AddProbeCommand(CLI::App& root, int* exit_code);  // hidden: serve's model check
 
 }  // namespace snug::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   snug::cli::AddStoreCommands(app, &exit_code);
   snug::cli::AddPsCommand(app, &exit_code);
   snug::cli::AddMkmodelCommand(app, &exit_code);
+  snug::cli::AddProbeCommand(app, &exit_code);
   app.parse_complete_callback([&] { snug::log::Init(verbose); });
 
   try {

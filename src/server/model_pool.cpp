@@ -4,11 +4,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 
 #include "core/memory.h"
 #include "core/size.h"
 #include "engine/engine.h"
+#include "engine/probe.h"
 
 namespace snug::server {
 
@@ -191,6 +193,19 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   load_budget.host_bytes = free_after;
   load_budget.source = now.source;
   load_budget.host_compute_untouched_bytes = plan.host_compute_untouched_bytes;
+  if (options_.model_check) {
+    // Once per file version and options: a file replaced in place is tried again.
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    const auto mtime = std::filesystem::last_write_time(path, ec).time_since_epoch().count();
+    const std::string key = fmt::format("{}|{}|{}", size, mtime,
+                                        engine::ProbeRequestJson(model_options, context_options));
+    auto verdict = checked_.find(key);
+    if (verdict == checked_.end()) {
+      verdict = checked_.emplace(key, options_.model_check(model_options, context_options)).first;
+    }
+    if (!verdict->second.ok()) return verdict->second;
+  }
   SNUG_ASSIGN_OR_RETURN(engine::Loaded loaded,
                         engine::LoadFitted(model_options, context_options, load_budget));
 

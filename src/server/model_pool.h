@@ -62,6 +62,12 @@ struct PoolBudget {
 // server started is respected.
 using BudgetProbe = std::function<PoolBudget()>;
 
+// Tries a model apart from the server's process before its first load, with the options it will
+// load with (cli: `snug probe-model` in a child, engine/probe.h). Corrupt when it failed or
+// crashed.
+using ModelCheck =
+    std::function<Status(const engine::ModelOptions& model, const engine::ContextOptions& context)>;
+
 struct PoolOptions {
   uint64_t budget_bytes = 0;  // the start-up budget (see PoolBudget)
   std::string budget_source;
@@ -74,6 +80,7 @@ struct PoolOptions {
   SchedulerOptions scheduler;
   int n_threads = 0;          // engine threads; 0 = all cores
   std::string chat_template;  // Jinja text that replaces every model's own ("" = the GGUF's)
+  ModelCheck model_check;     // may be empty: models load unchecked
 };
 
 struct RunningModel {
@@ -161,7 +168,9 @@ class ModelPool {
   mutable std::mutex mu_;  // guards loaded_
   std::map<std::string, std::shared_ptr<Entry>> loaded_;
   uint64_t reserved_ = 0;  // held by Reservations; guarded by mu_
-  std::mutex load_mu_;     // one load (and its evictions) at a time
+  // model_check's verdicts, per file version and load options; guarded by mu_.
+  std::map<std::string, Status> checked_;
+  std::mutex load_mu_;  // one load (and its evictions) at a time
   bool shutting_down_ = false;
   std::atomic<uint64_t> budget_bytes_{0};
   std::atomic<uint64_t> loads_total_{0};

@@ -5,6 +5,7 @@
 #include <gguf.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -77,6 +78,57 @@ TEST(ServeInvalidModelTest, RequestForABrokenStoredModelIs422AndTheServerLives) 
   EXPECT_EQ(res.status, 422) << res.body;
   EXPECT_NE(res.body.find(kMessage), std::string::npos) << res.body;
   EXPECT_NE(res.body.find("\"invalid_model\""), std::string::npos) << res.body;
+  EXPECT_EQ(Get(server.port(), "/health").status, 200);
+  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Stderr();
+}
+
+// A file the validator passes but llama.cpp aborts on (an assert, not an error): a vocabulary
+// with tokenizer.ggml.model "none" kills any process that tokenizes with it. serve tries each
+// model in a child process first, so the child dies, the server refuses that model with
+// llama.cpp's own words, and goes on serving the others.
+TEST(ServeInvalidModelTest, AModelThatAbortsLlamaCppLeavesTheServerServingOthers) {
+  ScratchDir dir;
+  auto preset = synth::FindPreset("tiny");
+  ASSERT_TRUE(preset.ok());
+  synth::WriteOptions options;
+  options.vocab_dir = std::string(SNUG_LLAMA_SRC) + "/models";
+  options.edit_metadata = [](gguf_context* g) {
+    gguf_set_val_str(g, "tokenizer.ggml.model", "none");
+  };
+  const std::string crashing = dir.path() + "/crashing.gguf";
+  ASSERT_TRUE(synth::WriteModel(*preset, crashing, options).ok());
+  // It does abort llama.cpp: `snug run` is not shielded and dies with SIGABRT.
+  const std::string run =
+      "'" + std::string(SNUG_BINARY) + "' run '" + crashing + "' hi -n 1 --ctx 512 >/dev/null 2>&1";
+  const int run_status = std::system(run.c_str());
+  ASSERT_TRUE(WIFEXITED(run_status) && WEXITSTATUS(run_status) == 128 + SIGABRT ||
+              WIFSIGNALED(run_status))
+      << "expected llama.cpp to abort on this file; status " << run_status;
+
+  const std::string store = dir.path() + "/store";
+  const std::string import = "SNUG_HOME='" + store + "' '" + SNUG_BINARY + "' import '" + crashing +
+                             "' --name crashing >/dev/null 2>&1";
+  ASSERT_EQ(std::system(import.c_str()), 0) << import;
+  synth::WriteOptions good;
+  good.vocab_dir = options.vocab_dir;
+  const std::string healthy = dir.path() + "/tiny.gguf";
+  ASSERT_TRUE(synth::WriteModel(*preset, healthy, good).ok());
+
+  ServeProcess server;
+  ASSERT_TRUE(server.Start({healthy, "--models-dir", store, "--ctx", "1024", "--threads", "2"}))
+      << server.Stderr();
+  for (int attempt = 0; attempt < 2; ++attempt) {  // the second answer comes from the cache
+    const HttpResponse res =
+        Post(server.port(), "/v1/chat/completions",
+             R"({"model":"crashing","messages":[{"role":"user","content":"hi"}],"max_tokens":2})");
+    EXPECT_EQ(res.status, 422) << res.body;
+    EXPECT_NE(res.body.find("makes llama.cpp crash"), std::string::npos) << res.body;
+    EXPECT_NE(res.body.find("GGML_ASSERT"), std::string::npos) << res.body;
+  }
+  const HttpResponse chat =
+      Post(server.port(), "/v1/chat/completions",
+           R"({"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2})");
+  EXPECT_EQ(chat.status, 200) << chat.body;
   EXPECT_EQ(Get(server.port(), "/health").status, 200);
   EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Stderr();
 }
