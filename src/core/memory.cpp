@@ -9,7 +9,7 @@ void ReturnFreedMemoryToSystem() {
 }
 
 void ReturnLargeFreesAtOnce() {
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
 }
 
 }  // namespace snug
