@@ -17,7 +17,6 @@
 #include "cli/model_check.h"
 #include "cli/model_source.h"
 #include "config/env.h"
-#include "core/memory.h"
 #include "core/size.h"
 #include "engine/engine.h"
 #include "hw/detect.h"
@@ -144,7 +143,6 @@ Status RunServe(const ServeArgs& args) {
   const sigset_t set = ShutdownSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  ReturnLargeFreesAtOnce();  // a server runs for weeks: freed bodies and models go back at once
 
   server::ServerOptions http_options;
   http_options.host = args.host;

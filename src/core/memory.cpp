@@ -8,8 +8,4 @@ void ReturnFreedMemoryToSystem() {
   malloc_trim(0);
 }
 
-void ReturnLargeFreesAtOnce() {
-  mallopt(M_MMAP_THRESHOLD, 4 << 20);
-}
-
 }  // namespace snug

@@ -10,13 +10,8 @@ namespace snug {
 // pages of every arena. Call it after large frees (a model, a multi-MiB request body).
 void ReturnFreedMemoryToSystem();
 
-// For long-running processes (snug serve): allocations of 4 MiB and more are mapped on their own
-// and unmapped when freed, and arenas are trimmed past 128 KiB free at their top, instead of glibc
-// raising both thresholds after the first large free and keeping what later frees leave (which
-// malloc_trim cannot return from a thread arena's top). Measured: a refused chunked upload left
-// +23 MiB without this, +0 with it. Not lower than 4 MiB: llama.cpp's grammar sampler copies the
-// candidate list (12 B x vocabulary: 1.5 MiB for 128k tokens, 3 MiB for 256k) several times per
-// token, and mapping each copy made 32 grammar-bound requests take over 4x as long.
-void ReturnLargeFreesAtOnce();
+// Not done: fixing glibc's mmap/trim thresholds (mallopt). It kept a refused 8 MiB upload's
+// memory from staying in an arena (+23 MiB once), but cost 15% of grammar-bound decoding speed
+// (llama.cpp's grammar sampler allocates multi-MiB candidate copies per token).
 
 }  // namespace snug

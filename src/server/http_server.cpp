@@ -68,6 +68,8 @@ HttpServer::HttpServer(ServerOptions options, ModelPool* pool)
     : pool_(pool), options_(std::move(options)) {
   TransportLimits limits;
   limits.body_bytes = options_.body_limit;
+  // A raised --body-limit raises the in-flight cap with it, so one such body is never refused.
+  limits.inflight_body_bytes = std::max(limits.inflight_body_bytes, 2 * limits.body_bytes);
   limits.handler_threads = std::max(8, options_.http_threads);
   transport_ = std::make_unique<HttpTransport>(
       limits, [this](HttpRequest& req, HttpResponse& res) { Handle(req, res); },
