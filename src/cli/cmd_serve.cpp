@@ -149,6 +149,8 @@ Status RunServe(const ServeArgs& args) {
   http_options.port = args.port;
   http_options.api_key = args.api_key;
   http_options.insecure = args.insecure;
+  http_options.system_fingerprint =
+      fmt::format("snug-{}-llama.cpp-{}", SNUG_VERSION, SNUG_LLAMA_COMMIT);
   http_options.cors_origin = args.cors;
   http_options.http_threads = args.http_threads;
   SNUG_ASSIGN_OR_RETURN(uint64_t body_limit, ParseSize(args.body_limit));

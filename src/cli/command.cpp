@@ -16,6 +16,7 @@ int ExitCodeFor(const Status& status) {
     case Code::kOk:
       return kExitOk;
     case Code::kInvalidArgument:
+    case Code::kContextExceeded:
       return kExitUsage;
     case Code::kDoesNotFit:
       return kExitDoesNotFit;

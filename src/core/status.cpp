@@ -30,6 +30,8 @@ const char* CodeName(Code code) {
       return "not implemented";
     case Code::kInternal:
       return "internal error";
+    case Code::kContextExceeded:
+      return "context exceeded";
   }
   return "unknown";
 }

@@ -25,6 +25,7 @@ enum class Code {
   kRuntime,  // a backend failed at run time (decode error, non-finite logits)
   kUnimplemented,
   kInternal,
+  kContextExceeded,  // the input is longer than the model's context holds
 };
 
 const char* CodeName(Code code);
@@ -47,6 +48,7 @@ class [[nodiscard]] Status {
   static Status Runtime(std::string m) { return {Code::kRuntime, std::move(m)}; }
   static Status Unimplemented(std::string m) { return {Code::kUnimplemented, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Status ContextExceeded(std::string m) { return {Code::kContextExceeded, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

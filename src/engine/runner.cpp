@@ -211,7 +211,7 @@ Status Runner::AddSequence(SeqId seq_id, std::vector<Token> prompt, SamplingPara
   if (prompt.empty()) return Status::InvalidArgument("the prompt is empty");
   // The prompt plus at least the first generated token must fit: no silent truncation.
   if (prompt.size() >= context_->n_ctx_seq()) {
-    return Status::InvalidArgument(PromptTooLongMessage(prompt.size(), context_->n_ctx_seq()));
+    return Status::ContextExceeded(PromptTooLongMessage(prompt.size(), context_->n_ctx_seq()));
   }
   const int n_vocab = context_->model().n_vocab();
   for (Token t : prompt) {

@@ -21,6 +21,11 @@ ApiError ErrorFromStatus(const Status& status) {
       e.type = "invalid_request_error";
       e.code = "invalid_request";
       break;
+    case Code::kContextExceeded:
+      e.http_status = 400;
+      e.type = "invalid_request_error";
+      e.code = "context_length_exceeded";
+      break;
     case Code::kPermissionDenied:
       e.http_status = 401;
       e.type = "authentication_error";

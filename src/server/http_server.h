@@ -23,12 +23,13 @@ namespace snug::server {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 11435;              // 0 = any free port (Bind returns it)
-  std::string api_key;           // non-empty: every route but /health needs "Bearer <key>"
-  bool insecure = false;         // allow a non-loopback bind without an API key
-  std::string cors_origin;       // empty: no CORS headers
-  size_t body_limit = 8u << 20;  // larger bodies get 413
-  int http_threads = 96;         // connections served at once (streams hold one each)
+  int port = 11435;                // 0 = any free port (Bind returns it)
+  std::string api_key;             // non-empty: every route but /health needs "Bearer <key>"
+  bool insecure = false;           // allow a non-loopback bind without an API key
+  std::string cors_origin;         // empty: no CORS headers
+  std::string system_fingerprint;  // chat answers' system_fingerprint: the build serving them
+  size_t body_limit = 8u << 20;    // larger bodies get 413
+  int http_threads = 96;           // connections served at once (streams hold one each)
   // GET /v1/hardware: the machine and budget as JSON (hw::BudgetToJson via the cli).
   std::function<nlohmann::json()> hardware;
 };

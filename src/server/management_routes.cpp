@@ -110,6 +110,9 @@ void AddManagementRoutes(Router& router, const RouteContext& ctx) {
     WithJsonBody(req, res, [&](const RequestJson& body) {
       auto chat = ParseChatRequest(body);
       if (!chat.ok()) return SendStatus(res, chat.status());
+      if (Status named = ResolveModelName(ctx, &chat->params.model); !named.ok()) {
+        return SendStatus(res, named);
+      }
       auto lease = ctx.pool->Acquire(chat->params.model);
       if (!lease.ok()) return SendStatus(res, lease.status());
       auto rendered = lease->scheduler().model().chat().Render(chat->input);

@@ -303,6 +303,23 @@ std::vector<std::string> ModelPool::KnownNames() const {
   return {names.begin(), names.end()};
 }
 
+Result<std::string> ModelPool::DefaultModel() const {
+  {
+    std::lock_guard lock(mu_);
+    if (loaded_.size() == 1) return loaded_.begin()->first;
+  }
+  const std::vector<std::string> names = KnownNames();
+  if (names.size() == 1) return names.front();
+  if (names.empty())
+    return Status::InvalidArgument("'model' is required: this server has no models");
+  std::string list;
+  for (size_t i = 0; i < names.size() && i < 8; ++i)
+    list += (i ? ", " : "") + names[i];
+  if (names.size() > 8) list += ", ...";
+  return Status::InvalidArgument(
+      fmt::format("'model' is required: this server has {} models ({})", names.size(), list));
+}
+
 ModelPool::Reservation::Reservation(Reservation&& other) noexcept
     : pool_(other.pool_), bytes_(other.bytes_) {
   other.pool_ = nullptr;

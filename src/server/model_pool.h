@@ -149,6 +149,9 @@ class ModelPool {
   std::vector<RunningModel> Running() const;
   // Every name a request may use: loaded, from the command line, and in the store.
   std::vector<std::string> KnownNames() const;
+  // The model a request that names none is for (llama-server answers those too): the only one
+  // loaded, else the only one known. InvalidArgument listing them when there are several.
+  Result<std::string> DefaultModel() const;
   uint64_t budget_bytes() const { return budget_bytes_.load(); }  // as of the last load
   uint64_t PlannedBytes() const;  // sum of loaded models' planned peaks
   uint64_t loads_total() const { return loads_total_.load(); }

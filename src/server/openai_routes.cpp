@@ -27,6 +27,7 @@ struct Generation {
   std::string id;
   std::string model;
   int64_t created = 0;
+  std::string fingerprint;  // system_fingerprint: this build of snug and llama.cpp
   bool include_usage = false;
   bool logprobs = false;
   size_t text_offset = 0;  // completions' logprobs.text_offset: bytes of the tokens so far
@@ -84,10 +85,12 @@ json LogprobsJson(Generation* g, const std::vector<engine::TokenLogprobs>& token
   return out;
 }
 
-json UsageJson(int prompt_tokens, int completion_tokens) {
+// cached_tokens: the start of the prompt found in the slot's kept cells (an earlier chat turn).
+json UsageJson(int prompt_tokens, int completion_tokens, int cached_tokens) {
   return {{"prompt_tokens", prompt_tokens},
           {"completion_tokens", completion_tokens},
-          {"total_tokens", prompt_tokens + completion_tokens}};
+          {"total_tokens", prompt_tokens + completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", cached_tokens}}}};
 }
 
 json ChunkJson(const Generation& g, const std::string* text, const char* finish, bool role) {
@@ -108,6 +111,7 @@ json ChunkJson(const Generation& g, const std::string* text, const char* finish,
           {"object", g.api == Api::kChat ? "chat.completion.chunk" : "text_completion"},
           {"created", g.created},
           {"model", g.model},
+          {"system_fingerprint", g.fingerprint},
           {"choices", json::array({choice})}};
 }
 
@@ -159,7 +163,23 @@ json MessageJson(const engine::ParsedChat& parsed) {
 
 }  // namespace
 
+Status ResolveModelName(const RouteContext& ctx, std::string* name) {
+  if (!name->empty()) return Status::Ok();
+  SNUG_ASSIGN_OR_RETURN(*name, ctx.pool->DefaultModel());
+  return Status::Ok();
+}
+
 void AddOpenAiRoutes(Router& router, const RouteContext& ctx) {
+  // Each route also without its /v1 prefix, as llama-server serves them (clients configured
+  // with a base URL lacking /v1 call those).
+  auto get = [&router](const std::string& path, const Router::Handler& handler) {
+    router.Get(path, handler);
+    router.Get(path.substr(3), handler);
+  };
+  auto post = [&router](const std::string& path, const Router::Handler& handler) {
+    router.Post(path, handler);
+    router.Post(path.substr(3), handler);
+  };
   auto model_object = [](const std::string& name, bool loaded) {
     return json{{"id", name},
                 {"object", "model"},
@@ -167,7 +187,7 @@ void AddOpenAiRoutes(Router& router, const RouteContext& ctx) {
                 {"owned_by", "snug"},
                 {"loaded", loaded}};
   };
-  router.Get("/v1/models", [ctx, model_object](HttpRequest&, HttpResponse& res) {
+  get("/v1/models", [ctx, model_object](HttpRequest&, HttpResponse& res) {
     std::set<std::string> loaded;
     for (const auto& m : ctx.pool->Running())
       loaded.insert(m.name);
@@ -177,7 +197,7 @@ void AddOpenAiRoutes(Router& router, const RouteContext& ctx) {
     }
     SendJson(res, 200, {{"object", "list"}, {"data", data}});
   });
-  router.Get("/v1/models/*", [ctx, model_object](HttpRequest& req, HttpResponse& res) {
+  get("/v1/models/*", [ctx, model_object](HttpRequest& req, HttpResponse& res) {
     const std::string name = req.path_tail;
     if (Status valid = ValidateModelName(name); !valid.ok()) {
       SendStatus(res, valid);
@@ -194,12 +214,15 @@ void AddOpenAiRoutes(Router& router, const RouteContext& ctx) {
     SendJson(res, 200, model_object(name, loaded));
   });
 
-  router.Post("/v1/embeddings", [ctx](HttpRequest& req, HttpResponse& res) {
+  post("/v1/embeddings", [ctx](HttpRequest& req, HttpResponse& res) {
     WithJsonBody(req, res, [&](const RequestJson& body) {
       auto request = ParseEmbeddingRequest(body);
       if (!request.ok()) return SendStatus(res, request.status());
       if (*ctx.stopping) {
         return SendStatus(res, Status::Unavailable("the server is shutting down"));
+      }
+      if (Status named = ResolveModelName(ctx, &request->model); !named.ok()) {
+        return SendStatus(res, named);
       }
       auto lease = ctx.pool->Acquire(request->model);
       if (!lease.ok()) return SendStatus(res, lease.status());
@@ -230,7 +253,7 @@ void AddOpenAiRoutes(Router& router, const RouteContext& ctx) {
         const uint32_t n_ctx = lease->scheduler().n_ctx_seq();
         if (n_ctx > 0 && tokens->size() > n_ctx) {
           return SendStatus(
-              res, Status::InvalidArgument(engine::PromptTooLongMessage(tokens->size(), n_ctx)));
+              res, Status::ContextExceeded(engine::PromptTooLongMessage(tokens->size(), n_ctx)));
         }
         prompt_tokens += static_cast<int>(tokens->size());
         inputs.push_back(std::move(*tokens));
@@ -285,6 +308,9 @@ void AddOpenAiRoutes(Router& router, const RouteContext& ctx) {
       if (!parsed.ok()) return SendStatus(res, parsed.status());
       completion = std::move(*parsed);
       params = completion.params;
+    }
+    if (Status named = ResolveModelName(ctx, &params.model); !named.ok()) {
+      return SendStatus(res, named);
     }
     auto lease = ctx.pool->Acquire(params.model);
     if (!lease.ok()) return SendStatus(res, lease.status());
@@ -360,6 +386,7 @@ void AddOpenAiRoutes(Router& router, const RouteContext& ctx) {
     g->job = *job;
     g->id = NewId(api == Api::kChat ? "chatcmpl" : "cmpl");
     g->model = params.model;
+    g->fingerprint = ctx.options->system_fingerprint;
     g->created = UnixNow();
     g->include_usage = params.include_usage;
     g->logprobs = params.logprobs >= 0;
@@ -384,13 +411,15 @@ void AddOpenAiRoutes(Router& router, const RouteContext& ctx) {
       } else {
         choice["text"] = all.text;
       }
-      return SendJson(res, 200,
-                      {{"id", g->id},
-                       {"object", api == Api::kChat ? "chat.completion" : "text_completion"},
-                       {"created", g->created},
-                       {"model", g->model},
-                       {"choices", json::array({choice})},
-                       {"usage", UsageJson(all.prompt_tokens, all.completion_tokens)}});
+      return SendJson(
+          res, 200,
+          {{"id", g->id},
+           {"object", api == Api::kChat ? "chat.completion" : "text_completion"},
+           {"created", g->created},
+           {"model", g->model},
+           {"system_fingerprint", g->fingerprint},
+           {"choices", json::array({choice})},
+           {"usage", UsageJson(all.prompt_tokens, all.completion_tokens, all.cached_tokens)}});
     }
 
     res.SetHeader("Cache-Control", "no-cache");
@@ -451,7 +480,7 @@ void AddOpenAiRoutes(Router& router, const RouteContext& ctx) {
           if (g->include_usage) {
             json usage = ChunkJson(*g, nullptr, nullptr, false);
             usage["choices"] = json::array();
-            usage["usage"] = UsageJson(u.prompt_tokens, u.completion_tokens);
+            usage["usage"] = UsageJson(u.prompt_tokens, u.completion_tokens, u.cached_tokens);
             write(SseEvent(usage));
           }
         }
@@ -460,11 +489,10 @@ void AddOpenAiRoutes(Router& router, const RouteContext& ctx) {
       }
     };
   };
-  router.Post("/v1/chat/completions",
-              [generate](HttpRequest& req, HttpResponse& res) { generate(Api::kChat, req, res); });
-  router.Post("/v1/completions", [generate](HttpRequest& req, HttpResponse& res) {
-    generate(Api::kCompletion, req, res);
-  });
+  post("/v1/chat/completions",
+       [generate](HttpRequest& req, HttpResponse& res) { generate(Api::kChat, req, res); });
+  post("/v1/completions",
+       [generate](HttpRequest& req, HttpResponse& res) { generate(Api::kCompletion, req, res); });
 }
 
 }  // namespace snug::server

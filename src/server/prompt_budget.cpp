@@ -12,7 +12,7 @@ Status CheckPromptBytes(const engine::Model& model, uint32_t n_ctx, size_t bytes
   const size_t longest = model.longest_token_bytes();
   // A few tokens of slack: BOS, and the space SentencePiece puts before the text.
   if (longest > 0 && n_ctx > 0 && bytes > (static_cast<size_t>(n_ctx) + 4) * longest) {
-    return Status::InvalidArgument(fmt::format(
+    return Status::ContextExceeded(fmt::format(
         "prompt is {} bytes, so at least {} tokens (no token of this model is longer than {} "
         "bytes), but the context holds {}; raise --ctx or shorten the prompt",
         bytes, bytes / longest, longest, n_ctx));

@@ -28,12 +28,12 @@ inline constexpr uint64_t kTokenizerBytesPerInputByte = 96;
 // budget already keeps.
 inline constexpr size_t kReservedTokenizingFrom = 256u << 10;
 
-// InvalidArgument when a text of `bytes` is surely more than `n_ctx` tokens of this model. For a
+// ContextExceeded when a text of `bytes` is surely more than `n_ctx` tokens of this model. For a
 // chat, called with the users' messages before the template renders them (rendering copies the
 // text several times: +84 MiB peak for a 6 MiB message, measured).
 Status CheckPromptBytes(const engine::Model& model, uint32_t n_ctx, size_t bytes);
 
-// InvalidArgument when `text` is surely more than `n_ctx` tokens (CheckPromptBytes),
+// ContextExceeded when `text` is surely more than `n_ctx` tokens (CheckPromptBytes),
 // DoesNotFit with the numbers when a large text's tokenizer memory does not fit beside the loaded
 // models, else the tokens.
 Result<std::vector<engine::Token>> TokenizeWithinLimits(ModelPool& pool, const engine::Model& model,

@@ -18,6 +18,10 @@ struct RouteContext {
   const std::atomic<bool>* stopping = nullptr;
 };
 
+// A request without 'model' is for the server's only model (ModelPool::DefaultModel), as
+// llama-server answers it; `name` is filled in.
+Status ResolveModelName(const RouteContext& ctx, std::string* name);
+
 // /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models (openai_routes.cpp).
 void AddOpenAiRoutes(Router& router, const RouteContext& context);
 // /health, /metrics, /v1/ps, /v1/hardware, /v1/plan, /v1/models/load|unload, /apply-template

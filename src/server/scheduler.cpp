@@ -42,6 +42,7 @@ bool Job::Take(Update* update, std::chrono::milliseconds timeout) {
   update->finish = finish_;
   update->error = error_;
   update->prompt_tokens = prompt_tokens_;
+  update->cached_tokens = cached_tokens_;
   update->completion_tokens = completion_tokens_;
   return true;
 }
@@ -63,6 +64,7 @@ Job::Update Job::TakeAll(const std::function<bool()>& client_gone) {
   all.finish = finish_;
   all.error = error_;
   all.prompt_tokens = prompt_tokens_;
+  all.cached_tokens = cached_tokens_;
   all.completion_tokens = completion_tokens_;
   return all;
 }
@@ -71,9 +73,10 @@ void Job::Cancel() {
   cancelled_.store(true);
 }
 
-void Job::MarkRunning() {
+void Job::MarkRunning(int cached_tokens) {
   std::lock_guard lock(mu_);
   state_ = State::kRunning;
+  cached_tokens_ = cached_tokens;
   cv_.notify_all();
 }
 
@@ -123,7 +126,7 @@ Result<std::shared_ptr<Job>> ModelScheduler::Submit(std::vector<engine::Token> p
   const size_t n_prompt = prompt.size();
   if (n_prompt == 0) return Status::InvalidArgument("the prompt is empty");
   if (n_prompt >= n_ctx_seq_) {
-    return Status::InvalidArgument(engine::PromptTooLongMessage(n_prompt, n_ctx_seq_));
+    return Status::ContextExceeded(engine::PromptTooLongMessage(n_prompt, n_ctx_seq_));
   }
   if (params.max_tokens <= 0) return Status::Internal("max_tokens was not resolved");
   const uint64_t need = n_prompt + static_cast<uint64_t>(params.max_tokens);
@@ -242,7 +245,7 @@ void ModelScheduler::AdmitLocked() {
     reserved_cells_ += job->reserved_cells_;
     prompt_tokens_total_ += job->prompt_.size();
     prompt_tokens_reused_total_ += reused;
-    job->MarkRunning();
+    job->MarkRunning(static_cast<int>(reused));
   }
 }
 

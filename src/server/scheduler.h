@@ -39,6 +39,7 @@ class Job {
     engine::FinishReason finish = engine::FinishReason::kNone;
     Status error;  // set when the job ended with an error
     int prompt_tokens = 0;
+    int cached_tokens = 0;  // of the prompt, found in the slot's kept cells (not decoded again)
     int completion_tokens = 0;
   };
   // Waits up to `timeout` for new text or the end, then moves what arrived into *update.
@@ -55,7 +56,7 @@ class Job {
  private:
   friend class ModelScheduler;
   enum class State { kQueued, kRunning, kDone };
-  void MarkRunning();
+  void MarkRunning(int cached_tokens);
   void Append(const engine::StepEvent& event);
   void Finish(engine::FinishReason finish, Status error);
 
@@ -74,6 +75,7 @@ class Job {
   engine::FinishReason finish_ = engine::FinishReason::kNone;
   Status error_;
   int prompt_tokens_ = 0;
+  int cached_tokens_ = 0;
   int completion_tokens_ = 0;
 };
 

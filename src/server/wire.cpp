@@ -74,9 +74,12 @@ Status ReadStop(const json& body, std::vector<std::string>* out) {
   return Status::Ok();
 }
 
-Status ReadModel(const json& body, std::string* out) {
+// `optional`: a missing model is left empty, for the route to pick the server's only one.
+Status ReadModel(const json& body, std::string* out, bool optional = false) {
   auto it = body.find("model");
-  if (it == body.end() || it->is_null()) return Bad("'model' is required");
+  if (it == body.end() || it->is_null()) {
+    return optional ? Status::Ok() : Bad("'model' is required");
+  }
   if (!it->is_string()) return Bad(fmt::format("'model' must be a string, not {}", TypeName(*it)));
   *out = it->get<std::string>();
   return ValidateModelName(*out);
@@ -106,7 +109,7 @@ Status ReadLogitBias(const json& body, std::vector<std::pair<int64_t, float>>* o
 
 Status ReadParams(const json& body, GenerationParams* p) {
   if (!body.is_object()) return Bad("the request body must be a JSON object");
-  SNUG_RETURN_IF_ERROR(ReadModel(body, &p->model));
+  SNUG_RETURN_IF_ERROR(ReadModel(body, &p->model, /*optional=*/true));
   if (auto it = body.find("stream"); it != body.end() && !it->is_null()) {
     if (!it->is_boolean()) return Bad("'stream' must be true or false");
     p->stream = it->get<bool>();
@@ -505,7 +508,7 @@ Result<CompletionRequest> ParseCompletionRequest(const RequestJson& body) {
 
 Result<EmbeddingRequest> ParseEmbeddingRequest(const RequestJson& body) {
   EmbeddingRequest r;
-  SNUG_RETURN_IF_ERROR(ReadModel(body, &r.model));
+  SNUG_RETURN_IF_ERROR(ReadModel(body, &r.model, /*optional=*/true));
   auto it = body.find("input");
   if (it == body.end() || it->is_null()) return Bad("'input' is required");
   constexpr const char* kForms =

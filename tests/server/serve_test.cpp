@@ -148,6 +148,51 @@ TEST_F(ServeTest, HealthAndModels) {
   ExpectError(Get(port_, "/v1/models/other"), 404, "unknown model");
 }
 
+// What llama-server's clients (and its own test suite) expect beside OpenAI's fields: routes
+// without /v1, 'model' optional when the server has one, system_fingerprint, the first chunk's
+// role, and context_length_exceeded with the numbers.
+TEST_F(ServeTest, OpenAiDetailsLlamaServerClientsExpect) {
+  const json chat = {{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 3}};
+  auto plain = Post(port_, "/chat/completions", chat.dump());
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  const json body = ParseBody(plain);
+  EXPECT_EQ(body["model"], "tiny");
+  ASSERT_TRUE(body["system_fingerprint"].is_string()) << plain.body;
+  const std::string fingerprint = body["system_fingerprint"];
+  EXPECT_EQ(fingerprint.rfind("snug-", 0), 0u) << fingerprint;
+  EXPECT_TRUE(body["usage"]["prompt_tokens_details"]["cached_tokens"].is_number());
+
+  json streamed = chat;
+  streamed["stream"] = true;
+  auto stream = Post(port_, "/v1/chat/completions", streamed.dump());
+  ASSERT_EQ(stream.status, 200);
+  const auto events = SseData(stream.body);
+  ASSERT_GE(events.size(), 2u);
+  const json first = json::parse(events.front());
+  EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(first["choices"][0]["delta"]["content"], "");
+  for (const auto& e : events) {
+    if (e == "[DONE]") continue;
+    EXPECT_EQ(json::parse(e)["system_fingerprint"], fingerprint) << e;
+  }
+
+  auto completion = Post(port_, "/completions", R"({"prompt":"Once","max_tokens":2})");
+  ASSERT_EQ(completion.status, 200) << completion.body;
+  EXPECT_EQ(ParseBody(completion)["model"], "tiny");
+  EXPECT_EQ(Get(port_, "/models").status, 200);
+  EXPECT_EQ(Post(port_, "/embeddings", R"({"input":"hello"})").status, 200);
+
+  std::string longer;
+  for (int i = 0; i < 800; ++i)
+    longer += "sea sky ";
+  auto too_long = Post(port_, "/v1/chat/completions",
+                       json{{"messages", {{{"role", "user"}, {"content", longer}}}}}.dump());
+  EXPECT_EQ(too_long.status, 400) << too_long.body;
+  EXPECT_EQ(ParseBody(too_long)["error"]["code"], "context_length_exceeded") << too_long.body;
+  EXPECT_NE(too_long.body.find("tokens but the context holds 512"), std::string::npos)
+      << too_long.body;
+}
+
 TEST_F(ServeTest, ChatCompletion) {
   auto res = Post(port_, "/v1/chat/completions", Chat("Hello there", 6, false));
   ASSERT_EQ(res.status, 200) << res.body;
@@ -576,6 +621,9 @@ TEST(ServeAloneTest, NextChatTurnReusesTheEarlierTurnsCells) {
       Metric(server.port(), "snug_model_prompt_tokens_reused_total{model=\"tiny\"}") -
       reused_before;
   EXPECT_GE(reused, first_prompt) << "the first turn's prompt was decoded again";
+  // OpenAI's usage.prompt_tokens_details.cached_tokens says the same.
+  EXPECT_EQ(ParseBody(second)["usage"]["prompt_tokens_details"]["cached_tokens"].get<double>(),
+            reused);
   const std::string answer = ParseBody(second)["choices"][0]["message"]["content"];
   EXPECT_EQ(server.Stop(SIGTERM), 0);
 
