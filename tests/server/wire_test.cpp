@@ -136,9 +136,21 @@ TEST(WireTest, SchemasKeepTheClientsKeyOrder) {
   EXPECT_LT(params.find("zeta"), params.find("alpha")) << params;
 }
 
+// 'model' may be left out of generation and embedding requests (the server's only model answers,
+// ModelPool::DefaultModel), never out of load/unload/plan.
+TEST(WireTest, ModelIsOptionalWhereTheServerCanPickIt) {
+  auto chat =
+      ParseChatRequest(RequestJson::parse(R"({"messages":[{"role":"user","content":"x"}]})"));
+  ASSERT_TRUE(chat.ok()) << chat.status().message();
+  EXPECT_EQ(chat->params.model, "");
+  auto embed = ParseEmbeddingRequest(RequestJson::parse(R"({"input":"x"})"));
+  ASSERT_TRUE(embed.ok()) << embed.status().message();
+  EXPECT_FALSE(ParseModelField(RequestJson::parse("{}")).ok());
+  EXPECT_FALSE(ParsePlanRequest(RequestJson::parse("{}")).ok());
+}
+
 TEST(WireTest, RejectsBadBodies) {
   const char* bad[] = {
-      R"({"messages":[{"role":"user","content":"x"}]})",                // no model
       R"({"model":5,"messages":[{"role":"user","content":"x"}]})",      // model type
       R"({"model":"m","messages":"x"})",                                // messages type
       R"({"model":"m","messages":[]})",                                 // empty
