@@ -198,7 +198,7 @@ TEST_F(EngineTest, PromptLongerThanContextIsRejectedBeforeDecoding) {
   ASSERT_GT(prompt.size(), 256u);
   auto gen = Generate(context.get(), prompt, Greedy(4));
   ASSERT_FALSE(gen.ok());
-  EXPECT_EQ(gen.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(gen.status().code(), Code::kContextExceeded);
   EXPECT_NE(gen.status().message().find(
                 fmt::format("prompt is {} tokens but the context holds 256", prompt.size())),
             std::string::npos)
