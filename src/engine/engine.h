@@ -284,10 +284,11 @@ struct StepEvent {
   // back. May be empty even when a token was sampled.
   std::string text;
   FinishReason finish = FinishReason::kNone;  // != kNone: the sequence is over and removed
-  Status error;                               // set when finish == kError
-  int prompt_tokens = 0;                      // prompt length of this sequence
-  int generated_tokens = 0;                   // tokens sampled so far (including this one)
-  std::optional<TokenLogprobs> logprobs;      // for `token`, when SamplingParams::logprobs >= 0
+  std::string stop;       // the stop string that ended it (finish kStop by a stop string), else ""
+  Status error;           // set when finish == kError
+  int prompt_tokens = 0;  // prompt length of this sequence
+  int generated_tokens = 0;               // tokens sampled so far (including this one)
+  std::optional<TokenLogprobs> logprobs;  // for `token`, when SamplingParams::logprobs >= 0
 };
 
 // Schedules sequences over one Context. Each Step decodes the next token of every generating

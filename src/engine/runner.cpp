@@ -452,6 +452,7 @@ Status Runner::DecodeBatch(std::vector<StepEvent>* events) {
                                                                        : model.TokenPiece(token));
       if (seq->text.stopped()) {
         ev.finish = FinishReason::kStop;
+        ev.stop = seq->text.matched_stop();
       } else if (seq->params.max_tokens >= 0 && seq->generated >= seq->params.max_tokens) {
         ev.text += seq->text.Flush();
         ev.finish = FinishReason::kLength;

@@ -41,7 +41,11 @@ std::string TextStream::Append(std::string_view piece) {
   // A stop string anywhere in the held text ends the stream before it.
   size_t first_stop = std::string::npos;
   for (const auto& stop : stop_strings_) {
-    first_stop = std::min(first_stop, held_.find(stop));
+    const size_t at = held_.find(stop);
+    if (at < first_stop) {
+      first_stop = at;
+      matched_stop_ = stop;
+    }
   }
   if (first_stop != std::string::npos) {
     stopped_ = true;

@@ -20,12 +20,15 @@ class TextStream {
   // End of the stream (EOG, length, cancel): everything still held, incomplete bytes included.
   std::string Flush();
   bool stopped() const { return stopped_; }
+  // The stop string that ended the stream ("" before one did).
+  const std::string& matched_stop() const { return matched_stop_; }
 
  private:
   std::vector<std::string> stop_strings_;
   std::string utf8_pending_;  // trailing bytes of an incomplete UTF-8 sequence
   std::string held_;          // complete text that may be the start of a stop string
   bool stopped_ = false;
+  std::string matched_stop_;
 };
 
 // Length of the longest suffix of `bytes` that is an incomplete but so-far valid UTF-8 sequence

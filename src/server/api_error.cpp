@@ -2,7 +2,56 @@
 
 namespace snug::server {
 
-nlohmann::json ApiError::ToJson() const {
+namespace {
+
+// Anthropic's error types (https://docs.anthropic.com/en/api/errors), by HTTP status.
+const char* AnthropicErrorType(int http_status) {
+  switch (http_status) {
+    case 400:
+    case 405:
+    case 415:
+    case 422:
+    case 431:
+    case 499:
+      return "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 408:
+      return "timeout_error";
+    case 413:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+    case 529:
+      return "overloaded_error";
+    default:
+      return http_status < 500 ? "invalid_request_error" : "api_error";
+  }
+}
+
+}  // namespace
+
+Dialect DialectForPath(const std::string& path) {
+  if (path == "/api" || path.rfind("/api/", 0) == 0) return Dialect::kOllama;
+  if (path == "/v1/messages" || path.rfind("/v1/messages/", 0) == 0) return Dialect::kAnthropic;
+  return Dialect::kOpenAi;
+}
+
+nlohmann::json ApiError::ToJson(Dialect dialect) const {
+  if (dialect == Dialect::kOllama) return {{"error", message}};
+  if (dialect == Dialect::kAnthropic) {
+    nlohmann::json error = {{"type", AnthropicErrorType(http_status)}, {"message", message}};
+    if (extra.is_object()) {
+      for (auto it = extra.begin(); it != extra.end(); ++it)
+        error[it.key()] = it.value();
+    }
+    return {{"type", "error"}, {"error", error}};
+  }
   nlohmann::json error = {{"message", message}, {"type", type}, {"param", nullptr}};
   error["code"] = code.empty() ? nlohmann::json(nullptr) : nlohmann::json(code);
   if (extra.is_object()) {

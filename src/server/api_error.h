@@ -11,6 +11,15 @@
 
 namespace snug::server {
 
+// Which API's error shape a response uses: each client library reads only its own.
+enum class Dialect {
+  kOpenAi,     // {"error":{"message","type","code"}} (also snug's management routes)
+  kOllama,     // {"error":"a sentence"} (ollama-js shows "[object Object]" for anything else)
+  kAnthropic,  // {"type":"error","error":{"type":"invalid_request_error","message"}}
+};
+// /api/* is Ollama's, /v1/messages* Anthropic's, everything else OpenAI's.
+Dialect DialectForPath(const std::string& path);
+
 struct ApiError {
   int http_status = 500;
   std::string type;     // "invalid_request_error", "authentication_error", "server_error", ...
@@ -19,7 +28,7 @@ struct ApiError {
   int retry_after_seconds = 0;  // > 0: sent as Retry-After (503)
   nlohmann::json extra;         // added beside message/type/code (numbers for 507)
 
-  nlohmann::json ToJson() const;
+  nlohmann::json ToJson(Dialect dialect = Dialect::kOpenAi) const;
 };
 
 // Maps a Status to its HTTP form: InvalidArgument 400, PermissionDenied 401, NotFound 404,

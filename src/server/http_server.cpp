@@ -33,14 +33,14 @@ std::string HostName(const std::string& authority) {
   return colon == std::string::npos ? authority : authority.substr(0, colon);
 }
 
-// A 403 in OpenAI's error shape, for requests a browser was made to send.
-void SendForbidden(HttpResponse& res, const std::string& message) {
+// A 403, for requests a browser was made to send.
+void SendForbidden(HttpResponse& res, Dialect dialect, const std::string& message) {
   ApiError error;
   error.http_status = 403;
   error.type = "invalid_request_error";
   error.code = "forbidden";
   error.message = message;
-  SendError(res, error);
+  SendError(res, error, dialect);
 }
 
 }  // namespace
@@ -73,13 +73,16 @@ HttpServer::HttpServer(ServerOptions options, ModelPool* pool)
   limits.handler_threads = std::max(8, options_.http_threads);
   transport_ = std::make_unique<HttpTransport>(
       limits, [this](HttpRequest& req, HttpResponse& res) { Handle(req, res); },
-      [](int status, const std::string& message, const HttpRequest&, HttpResponse& res) {
+      [](int status, const std::string& message, const HttpRequest& req, HttpResponse& res) {
         ApiError error = ErrorForHttpStatus(status);
         error.message = message;
-        SendError(res, error);
+        SendError(res, error, DialectForPath(req.path));
       });
   const RouteContext context{pool_, &metrics_, &options_, &stopping_};
   AddOpenAiRoutes(router_, context);
+  AddResponsesRoutes(router_, context);
+  AddAnthropicRoutes(router_, context);
+  AddOllamaRoutes(router_, context);
   AddManagementRoutes(router_, context);
 }
 
@@ -110,18 +113,19 @@ void HttpServer::Handle(HttpRequest& req, HttpResponse& res) {
         case Router::Outcome::kHandled:
           break;
         case Router::Outcome::kNoSuchPath:
-          SendError(res, ErrorForHttpStatus(404));
+          SendError(res, ErrorForHttpStatus(404), DialectForPath(req.path));
           break;
         case Router::Outcome::kWrongMethod:
           res.SetHeader("Allow", allow);
-          SendError(res, ErrorForHttpStatus(405));
+          SendError(res, ErrorForHttpStatus(405), DialectForPath(req.path));
           break;
       }
     }
   } catch (const std::exception& e) {
     // Routes do not throw; a third-party surprise still becomes an answer, not a crash.
     res = HttpResponse{};
-    SendStatus(res, Status::Internal(std::string("internal error: ") + e.what()));
+    SendStatus(res, Status::Internal(std::string("internal error: ") + e.what()),
+               DialectForPath(req.path));
   }
   metrics_.CountResponse(res.status);
   spdlog::debug("{} {} -> {}", req.method, req.path, res.status);
@@ -129,12 +133,14 @@ void HttpServer::Handle(HttpRequest& req, HttpResponse& res) {
 
 // CORS, browser safety and the API key, before any route runs. False: `res` holds the answer.
 bool HttpServer::Admit(const HttpRequest& req, HttpResponse& res) {
+  const Dialect dialect = DialectForPath(req.path);
   if (!options_.cors_origin.empty()) {
     res.SetHeader("Access-Control-Allow-Origin", options_.cors_origin);
     res.SetHeader("Vary", "Origin");
     if (req.method == "OPTIONS") {
       res.SetHeader("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-      res.SetHeader("Access-Control-Allow-Headers", "Authorization, Content-Type");
+      res.SetHeader("Access-Control-Allow-Headers",
+                    "Authorization, Content-Type, X-Api-Key, Anthropic-Version");
       res.SetHeader("Access-Control-Max-Age", "600");
       res.status = 204;
       return false;
@@ -148,9 +154,10 @@ bool HttpServer::Admit(const HttpRequest& req, HttpResponse& res) {
   //   Clients that are not browsers send no Origin.
   if (IsLoopbackHost(options_.host) && req.HasHeader("Host") &&
       !IsLoopbackHost(HostName(req.Header("Host")))) {
-    SendForbidden(res, fmt::format("this server listens on {} and answers only requests "
-                                   "addressed to it by a loopback name (Host was '{}')",
-                                   options_.host, req.Header("Host")));
+    SendForbidden(res, dialect,
+                  fmt::format("this server listens on {} and answers only requests "
+                              "addressed to it by a loopback name (Host was '{}')",
+                              options_.host, req.Header("Host")));
     return false;
   }
   if (req.HasHeader("Origin")) {
@@ -161,24 +168,31 @@ bool HttpServer::Admit(const HttpRequest& req, HttpResponse& res) {
                             IsLoopbackHost(HostName(origin.substr(scheme_end + 3)));
     const bool allowed = options_.cors_origin == "*" || origin == options_.cors_origin;
     if (!local_page && !allowed) {
-      SendForbidden(res, fmt::format("requests from web pages of {} are refused; start snug serve "
-                                     "with --cors {} to allow that site",
-                                     origin, origin));
+      SendForbidden(res, dialect,
+                    fmt::format("requests from web pages of {} are refused; start snug serve "
+                                "with --cors {} to allow that site",
+                                origin, origin));
       return false;
     }
   }
   if (options_.api_key.empty() || req.path == "/health") {
     return true;
   }
+  // The key as OpenAI's and Ollama's clients send it (Authorization: Bearer) or as Anthropic's
+  // do (x-api-key), on every route.
   const std::string auth = req.Header("Authorization");
   const std::string prefix = "Bearer ";
   if (auth.rfind(prefix, 0) == 0 && SameSecret(auth.substr(prefix.size()), options_.api_key)) {
     return true;
   }
-  SendStatus(res, Status::PermissionDenied(
-                      auth.empty() ? "this server needs an API key: send 'Authorization: Bearer "
-                                     "<key>'"
-                                   : "the API key is not valid for this server"));
+  const std::string api_key = req.Header("x-api-key");
+  if (!api_key.empty() && SameSecret(api_key, options_.api_key)) return true;
+  SendStatus(res,
+             Status::PermissionDenied(auth.empty() && api_key.empty()
+                                          ? "this server needs an API key: send 'Authorization: "
+                                            "Bearer <key>' or 'x-api-key: <key>'"
+                                          : "the API key is not valid for this server"),
+             dialect);
   res.SetHeader("WWW-Authenticate", "Bearer");
   return false;
 }

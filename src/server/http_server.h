@@ -21,6 +21,36 @@
 
 namespace snug::server {
 
+// The local store as Ollama's model routes need it (/api/tags, /api/show, /api/pull,
+// /api/delete). Wired by the cli, which owns the fit check a pull makes before downloading; an
+// empty function means the server has no store.
+struct StoredModel {
+  std::string name;
+  std::string sha256;
+  uint64_t size = 0;
+  std::string architecture;
+  std::string quant;  // "Q4_K_M"
+  int64_t added = 0;  // unix seconds
+};
+struct PullProgress {
+  std::string status;  // "pulling manifest", "pulling <sha>", "verifying sha256 digest", ...
+  std::string digest;  // "sha256:..." while a file downloads
+  uint64_t total = 0;
+  uint64_t completed = 0;
+};
+// A pull whose fit and disk space were checked: `run` downloads it, reporting progress.
+struct PreparedPull {
+  std::string name;  // the store name it will have
+  std::function<Status(const std::function<void(const PullProgress&)>& progress)> run;
+};
+struct StoreHooks {
+  std::function<Result<std::vector<StoredModel>>()> list;
+  // Resolves the reference and checks from the remote header that the model fits the server's
+  // budget (DoesNotFit with the numbers) and the disk, before any download.
+  std::function<Result<PreparedPull>(const std::string& ref)> prepare_pull;
+  std::function<Status(const std::string& name)> remove;  // NotFound when not stored
+};
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 11435;                // 0 = any free port (Bind returns it)
@@ -32,6 +62,7 @@ struct ServerOptions {
   int http_threads = 96;           // connections served at once (streams hold one each)
   // GET /v1/hardware: the machine and budget as JSON (hw::BudgetToJson via the cli).
   std::function<nlohmann::json()> hardware;
+  StoreHooks store;
 };
 
 // True for 127.0.0.0/8, ::1 and "localhost".

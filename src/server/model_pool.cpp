@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <climits>
 #include <filesystem>
 #include <set>
 
@@ -23,12 +24,22 @@ struct ModelPool::Entry {
   std::unique_ptr<ModelScheduler> scheduler;
   std::atomic<int> leases{0};
   std::atomic<int64_t> released_at{0};  // steady-clock ns of the last lease release
+  // A request's keep_alive for this model (AcquireOptions), in ms; kPoolKeepAlive: the server's.
+  static constexpr int64_t kPoolKeepAlive = INT64_MIN;
+  std::atomic<int64_t> keep_alive_ms{kPoolKeepAlive};
 
   Clock::time_point LastUsed() const {
     auto released = Clock::time_point(Clock::duration(released_at.load()));
     return std::max(released, scheduler->last_used());
   }
   bool Evictable() const { return leases.load() == 0 && scheduler->Idle(); }
+  std::chrono::milliseconds KeepAlive(std::chrono::milliseconds pool_default) const {
+    const int64_t ms = keep_alive_ms.load();
+    return ms == kPoolKeepAlive ? pool_default : std::chrono::milliseconds(ms);
+  }
+  void Apply(const AcquireOptions& options) {
+    if (options.keep_alive) keep_alive_ms.store(options.keep_alive->count());
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -87,41 +98,83 @@ Result<std::string> ModelPool::ResolvePath(const std::string& name) const {
       name));
 }
 
-Result<ModelPool::Lease> ModelPool::Acquire(const std::string& name) {
+Result<ModelPool::Lease> ModelPool::Acquire(const std::string& name,
+                                            const AcquireOptions& options) {
   {
     std::lock_guard lock(mu_);
     if (shutting_down_) return Status::Unavailable("the server is shutting down");
-    if (auto it = loaded_.find(name); it != loaded_.end()) {
+    if (auto it = loaded_.find(name);
+        it != loaded_.end() && it->second->plan.n_ctx >= options.min_ctx) {
       it->second->leases.fetch_add(1);
+      it->second->Apply(options);
       return Lease(it->second);
     }
   }
   std::lock_guard load_lock(load_mu_);
-  SNUG_ASSIGN_OR_RETURN(auto entry, LoadLocked(name, /*lease=*/true));
+  SNUG_ASSIGN_OR_RETURN(auto entry, LoadLocked(name, /*lease=*/true, options));
   return Lease(entry);
 }
 
-Status ModelPool::Load(const std::string& name) {
+Status ModelPool::Load(const std::string& name, const AcquireOptions& options) {
   std::lock_guard load_lock(load_mu_);
-  return LoadLocked(name, /*lease=*/false).status();
+  return LoadLocked(name, /*lease=*/false, options).status();
 }
 
 // Called with load_mu_ held: at most one load (and its evictions) at a time. With `lease`, the
 // entry is leased under the pool lock so the reaper cannot unload it before the caller uses it.
-Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::string& name,
-                                                                bool lease) {
+Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::string& name, bool lease,
+                                                                const AcquireOptions& options) {
+  std::shared_ptr<Entry> smaller;  // loaded with less context than options.min_ctx
   {
     std::lock_guard lock(mu_);
     if (shutting_down_) return Status::Unavailable("the server is shutting down");
     if (auto it = loaded_.find(name); it != loaded_.end()) {
-      if (lease) it->second->leases.fetch_add(1);
-      return it->second;
+      if (it->second->plan.n_ctx >= options.min_ctx) {
+        if (lease) it->second->leases.fetch_add(1);
+        it->second->Apply(options);
+        return it->second;
+      }
+      if (!it->second->Evictable()) {
+        return Status::Unavailable(fmt::format(
+            "model '{}' is loaded with a context of {} and serving requests; a context of {} "
+            "needs it reloaded: retry when it is idle",
+            name, it->second->plan.n_ctx, options.min_ctx));
+      }
+      smaller = it->second;
     }
   }
   SNUG_ASSIGN_OR_RETURN(std::string path, ResolvePath(name));
   if (!options_.planner) return Status::Internal("the server has no planner");
   const PoolBudget now = CurrentBudget();
-  SNUG_ASSIGN_OR_RETURN(ModelPlan plan, options_.planner(path, PlanOverrides{}));
+  Result<ModelPlan> planned = options_.planner(path, PlanOverrides{});
+  if (options.min_ctx > 0 && (!planned.ok() || planned->n_ctx < options.min_ctx)) {
+    // The context the request asked for (Ollama's num_ctx), checked by the planner like --ctx:
+    // when it cannot fit, the refusal names the largest context that does.
+    PlanOverrides overrides;
+    overrides.ctx = std::to_string(options.min_ctx);
+    planned = options_.planner(path, overrides);
+  }
+  if (!planned.ok()) return planned.status();
+  ModelPlan plan = std::move(*planned);
+  if (smaller) {
+    // The new plan fits the budget on its own; the old load makes way for it.
+    {
+      std::lock_guard lock(mu_);
+      auto it = loaded_.find(name);
+      if (it == loaded_.end() || it->second != smaller || !smaller->Evictable()) {
+        return Status::Unavailable(
+            fmt::format("model '{}' became busy while it was being reloaded with a context of "
+                        "{}; retry",
+                        name, options.min_ctx));
+      }
+      loaded_.erase(it);
+    }
+    spdlog::info("reloading model '{}' with a context of {} (was {})", name, plan.n_ctx,
+                 smaller->plan.n_ctx);
+    smaller->scheduler.reset();
+    ReturnFreedMemoryToSystem();
+    smaller.reset();
+  }
 
   // Make room: evict idle models, least recently used first, only if that frees enough.
   std::vector<std::shared_ptr<Entry>> victims;
@@ -223,6 +276,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
       path, plan.n_ctx, plan.kv_type, plan.n_parallel, plan.flash_attn ? "on" : "off",
       plan.batch_invariant ? " (batched answers equal solo ones)" : "",
       FormatSize(plan.peak_host_bytes));
+  entry->Apply(options);
   std::lock_guard lock(mu_);
   if (shutting_down_) return Status::Unavailable("the server is shutting down");
   if (lease) entry->leases.fetch_add(1);
@@ -278,8 +332,9 @@ std::vector<RunningModel> ModelPool::Running() const {
     auto idle = std::chrono::duration_cast<std::chrono::seconds>(now - e->LastUsed()).count();
     bool busy = !e->Evictable();
     m.idle_seconds = busy ? 0 : idle;
-    if (!busy && options_.keep_alive.count() >= 0) {
-      auto keep = std::chrono::duration_cast<std::chrono::seconds>(options_.keep_alive).count();
+    const auto keep_alive = e->KeepAlive(options_.keep_alive);
+    if (!busy && keep_alive.count() >= 0) {
+      auto keep = std::chrono::duration_cast<std::chrono::seconds>(keep_alive).count();
       m.expires_in_seconds = std::max<int64_t>(0, keep - idle);
     }
     out.push_back(std::move(m));
@@ -372,13 +427,15 @@ void ModelPool::ReapLoop() {
   std::unique_lock lock(reap_mu_);
   while (!stop_reaper_) {
     reap_cv_.wait_for(lock, std::chrono::milliseconds(250));
-    if (stop_reaper_ || options_.keep_alive.count() < 0) continue;
+    if (stop_reaper_) continue;
     std::vector<std::shared_ptr<Entry>> expired;
     {
       std::lock_guard pool_lock(mu_);
       const auto now = Clock::now();
       for (auto it = loaded_.begin(); it != loaded_.end();) {
-        if (it->second->Evictable() && now - it->second->LastUsed() >= options_.keep_alive) {
+        const auto keep_alive = it->second->KeepAlive(options_.keep_alive);
+        if (keep_alive.count() >= 0 && it->second->Evictable() &&
+            now - it->second->LastUsed() >= keep_alive) {
           expired.push_back(it->second);
           it = loaded_.erase(it);
         } else {

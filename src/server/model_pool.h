@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -83,6 +84,18 @@ struct PoolOptions {
   ModelCheck model_check;     // may be empty: models load unchecked
 };
 
+// How a request wants its model: Ollama clients ask for a context size (num_ctx) and say how long
+// the model should stay loaded after them (keep_alive).
+struct AcquireOptions {
+  // 0: the context the planner picks by default. Else the model needs at least this context per
+  // sequence: a model loaded with less is reloaded with this much once idle (the planner checks
+  // the fit; DoesNotFit names the largest context that fits), Unavailable while it is busy.
+  uint32_t min_ctx = 0;
+  // This model's keep-alive from now on, replacing the server's: < 0 never unload, 0 unload as
+  // soon as it is idle. Unset: unchanged.
+  std::optional<std::chrono::milliseconds> keep_alive;
+};
+
 struct RunningModel {
   std::string name;
   std::string path;
@@ -120,7 +133,7 @@ class ModelPool {
 
   // Returns the loaded model, loading it first (evicting idle models if needed and enough).
   // NotFound for unknown names, DoesNotFit when it cannot fit, Unavailable when shutting down.
-  Result<Lease> Acquire(const std::string& name);
+  Result<Lease> Acquire(const std::string& name, const AcquireOptions& options = {});
   // Memory a request uses beside the loaded models' plans (an embedding context), counted
   // against the budget until the Reservation is destroyed; loads meanwhile see it as taken.
   class Reservation {
@@ -139,12 +152,15 @@ class ModelPool {
   // DoesNotFit with the numbers when `bytes` more would exceed the budget; `what` names the use.
   Result<Reservation> Reserve(uint64_t bytes, const std::string& what);
 
-  // Loads without using. OK when already loaded.
-  Status Load(const std::string& name);
+  // Loads without using. OK when already loaded (reloaded when options.min_ctx asks for more).
+  Status Load(const std::string& name, const AcquireOptions& options = {});
   // Unloads an idle model. NotFound when not loaded; Unavailable while it serves requests.
   Status Unload(const std::string& name);
   // Plans a model without loading it.
   Result<ModelPlan> Plan(const std::string& name, const PlanOverrides& overrides);
+
+  // The file a name loads (command-line files, the store's registry). NotFound when unknown.
+  Result<std::string> PathOf(const std::string& name) const { return ResolvePath(name); }
 
   std::vector<RunningModel> Running() const;
   // Every name a request may use: loaded, from the command line, and in the store.
@@ -162,7 +178,8 @@ class ModelPool {
 
  private:
   Result<std::string> ResolvePath(const std::string& name) const;
-  Result<std::shared_ptr<Entry>> LoadLocked(const std::string& name, bool lease);
+  Result<std::shared_ptr<Entry>> LoadLocked(const std::string& name, bool lease,
+                                            const AcquireOptions& options);
   PoolBudget CurrentBudget();    // the probe's figure (or the start-up one), remembered
   uint64_t TakenLocked() const;  // planned peaks of loaded models plus reservations; mu_ held
   void ReapLoop();

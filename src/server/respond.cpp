@@ -13,15 +13,15 @@ void SendJson(HttpResponse& res, int status, const json& body) {
   res.SetContent(Dump(body), "application/json");
 }
 
-void SendError(HttpResponse& res, const ApiError& error) {
+void SendError(HttpResponse& res, const ApiError& error, Dialect dialect) {
   if (error.retry_after_seconds > 0) {
     res.SetHeader("Retry-After", std::to_string(error.retry_after_seconds));
   }
-  SendJson(res, error.http_status, error.ToJson());
+  SendJson(res, error.http_status, error.ToJson(dialect));
 }
 
-void SendStatus(HttpResponse& res, const Status& status) {
-  SendError(res, ErrorFromStatus(status));
+void SendStatus(HttpResponse& res, const Status& status, Dialect dialect) {
+  SendError(res, ErrorFromStatus(status), dialect);
 }
 
 std::string SseEvent(const json& data) {
@@ -29,9 +29,9 @@ std::string SseEvent(const json& data) {
 }
 
 void WithJsonBody(const HttpRequest& req, HttpResponse& res,
-                  const std::function<void(const RequestJson&)>& handle) {
+                  const std::function<void(const RequestJson&)>& handle, Dialect dialect) {
   auto body = ParseJsonBody(req.body);
-  if (!body.ok()) return SendStatus(res, body.status());
+  if (!body.ok()) return SendStatus(res, body.status(), dialect);
   handle(*body);
 }
 

@@ -1,5 +1,5 @@
-// Answers in OpenAI's shape, shared by the routes that speak it (OpenAI and snug's management
-// routes): JSON bodies, error objects from a Status, SSE events.
+// Answers shared by every route set: JSON bodies, error objects from a Status (in the shape of the
+// API being spoken, OpenAI's unless told), SSE events.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -19,14 +19,15 @@ namespace snug::server {
 std::string Dump(const nlohmann::json& value);
 
 void SendJson(HttpResponse& res, int status, const nlohmann::json& body);
-void SendError(HttpResponse& res, const ApiError& error);
-void SendStatus(HttpResponse& res, const Status& status);
+void SendError(HttpResponse& res, const ApiError& error, Dialect dialect = Dialect::kOpenAi);
+void SendStatus(HttpResponse& res, const Status& status, Dialect dialect = Dialect::kOpenAi);
 
 // "data: {...}\n\n"
 std::string SseEvent(const nlohmann::json& data);
 
 // Parses the request's JSON body and runs `handle` with it, or answers the parse error.
 void WithJsonBody(const HttpRequest& req, HttpResponse& res,
-                  const std::function<void(const RequestJson&)>& handle);
+                  const std::function<void(const RequestJson&)>& handle,
+                  Dialect dialect = Dialect::kOpenAi);
 
 }  // namespace snug::server

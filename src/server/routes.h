@@ -24,6 +24,12 @@ Status ResolveModelName(const RouteContext& ctx, std::string* name);
 
 // /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models (openai_routes.cpp).
 void AddOpenAiRoutes(Router& router, const RouteContext& context);
+// POST /v1/responses (responses_routes.cpp).
+void AddResponsesRoutes(Router& router, const RouteContext& context);
+// POST /v1/messages, /v1/messages/count_tokens (anthropic_routes.cpp).
+void AddAnthropicRoutes(Router& router, const RouteContext& context);
+// Ollama's API: /api/chat, /api/generate, /api/embed, /api/tags, ..., GET / (ollama_routes.cpp).
+void AddOllamaRoutes(Router& router, const RouteContext& context);
 // /health, /metrics, /v1/ps, /v1/hardware, /v1/plan, /v1/models/load|unload, /apply-template
 // (management_routes.cpp).
 void AddManagementRoutes(Router& router, const RouteContext& context);

@@ -40,6 +40,7 @@ bool Job::Take(Update* update, std::chrono::milliseconds timeout) {
   pending_logprobs_.clear();
   update->done = state_ == State::kDone;
   update->finish = finish_;
+  update->stop = stop_;
   update->error = error_;
   update->prompt_tokens = prompt_tokens_;
   update->cached_tokens = cached_tokens_;
@@ -62,6 +63,7 @@ Job::Update Job::TakeAll(const std::function<bool()>& client_gone) {
   pending_logprobs_.clear();
   all.done = true;
   all.finish = finish_;
+  all.stop = stop_;
   all.error = error_;
   all.prompt_tokens = prompt_tokens_;
   all.cached_tokens = cached_tokens_;
@@ -85,6 +87,7 @@ void Job::Append(const engine::StepEvent& event) {
   pending_text_ += event.text;
   if (event.logprobs) pending_logprobs_.push_back(*event.logprobs);
   if (event.prompt_tokens > 0) prompt_tokens_ = event.prompt_tokens;
+  if (!event.stop.empty()) stop_ = event.stop;
   completion_tokens_ = std::max(completion_tokens_, event.generated_tokens);
   if (!event.text.empty() || event.logprobs) cv_.notify_all();
 }

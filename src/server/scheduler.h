@@ -37,7 +37,8 @@ class Job {
     std::vector<engine::TokenLogprobs> logprobs;  // per sampled token since then, when asked
     bool done = false;
     engine::FinishReason finish = engine::FinishReason::kNone;
-    Status error;  // set when the job ended with an error
+    std::string stop;  // the stop string that ended the answer, if one did (with done)
+    Status error;      // set when the job ended with an error
     int prompt_tokens = 0;
     int cached_tokens = 0;  // of the prompt, found in the slot's kept cells (not decoded again)
     int completion_tokens = 0;
@@ -73,6 +74,7 @@ class Job {
   std::string pending_text_;
   std::vector<engine::TokenLogprobs> pending_logprobs_;
   engine::FinishReason finish_ = engine::FinishReason::kNone;
+  std::string stop_;
   Status error_;
   int prompt_tokens_ = 0;
   int cached_tokens_ = 0;

@@ -248,15 +248,7 @@ Status ReadMessages(const json& body, std::vector<engine::ChatMessage>* out) {
     }
     out->push_back(std::move(msg));
   }
-  // Name tool results after the call they answer, for templates that print the function name.
-  for (auto& msg : *out) {
-    if (msg.role != "tool" || !msg.tool_name.empty()) continue;
-    for (const auto& other : *out) {
-      for (const auto& call : other.tool_calls) {
-        if (call.id == msg.tool_call_id) msg.tool_name = call.name;
-      }
-    }
-  }
+  NameToolResults(out);
   return Status::Ok();
 }
 
@@ -612,6 +604,17 @@ int64_t UnixNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+void NameToolResults(std::vector<engine::ChatMessage>* messages) {
+  for (auto& msg : *messages) {
+    if (msg.role != "tool" || !msg.tool_name.empty()) continue;
+    for (const auto& other : *messages) {
+      for (const auto& call : other.tool_calls) {
+        if (call.id == msg.tool_call_id) msg.tool_name = call.name;
+      }
+    }
+  }
 }
 
 }  // namespace snug::server

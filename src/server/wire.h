@@ -96,6 +96,10 @@ Result<std::string> ParseModelField(const RequestJson& body);
 // An embedding as OpenAI's base64 form: the float32 values' little-endian bytes, base64-encoded.
 std::string EmbeddingBase64(const std::vector<float>& values);
 
+// Names each tool result after the call it answers (by tool_call_id), for templates that print
+// the function's name; results that already carry a name keep it.
+void NameToolResults(std::vector<engine::ChatMessage>* messages);
+
 // A fresh id with the given prefix: "chatcmpl-3f9a...".
 std::string NewId(const std::string& prefix);
 int64_t UnixNow();
