@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { startServer, stopServer } from './server.mjs';
+import { weatherSchema } from './fixtures.mjs';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 import Ajv from 'ajv';
@@ -30,15 +31,6 @@ const templates = {
   qwen3: 'Qwen-Qwen3-0.6B.jinja',
 };
 
-const weatherSchema = {
-  type: 'object',
-  properties: {
-    city: { type: 'string', enum: ['Paris', 'Tokyo'] },
-    days: { type: 'integer', minimum: 1, maximum: 7 },
-  },
-  required: ['city', 'days'],
-  additionalProperties: false,
-};
 const tools = [{
   type: 'function',
   function: { name: 'get_weather', description: 'Forecast for a city', parameters: weatherSchema },
