@@ -127,7 +127,7 @@ void HttpServer::Handle(HttpRequest& req, HttpResponse& res) {
     SendStatus(res, Status::Internal(std::string("internal error: ") + e.what()),
                DialectForPath(req.path));
   }
-  metrics_.CountResponse(res.status);
+  metrics_.CountResponse(req.path, res.status);
   spdlog::debug("{} {} -> {}", req.method, req.path, res.status);
 }
 

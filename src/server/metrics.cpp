@@ -27,9 +27,26 @@ void Header(std::string* out, const char* name, const char* type, const char* he
 
 }  // namespace
 
-void Metrics::CountResponse(int http_status) {
+// The API a path belongs to, for the requests counter's label.
+static std::string ApiOf(const std::string& path) {
+  auto starts = [&path](const char* prefix) { return path.rfind(prefix, 0) == 0; };
+  if (path == "/" || starts("/api/")) return "ollama";
+  if (starts("/v1/messages")) return "anthropic";
+  if (starts("/v1/responses") || starts("/responses")) return "responses";
+  if (starts("/v1/chat/") || starts("/chat/") || starts("/v1/completions") ||
+      starts("/completions") || starts("/v1/embeddings") || starts("/embeddings") ||
+      path == "/v1/models" || path == "/models" ||
+      ((starts("/v1/models/") || starts("/models/")) && path != "/v1/models/load" &&
+       path != "/v1/models/unload")) {
+    return "openai";
+  }
+  return "snug";
+}
+
+void Metrics::CountResponse(const std::string& path, int http_status) {
+  const std::string api = ApiOf(path);
   std::lock_guard lock(mu_);
-  ++responses_[http_status];
+  ++responses_[{api, http_status}];
 }
 
 void Metrics::CountTokens(uint64_t prompt_tokens, uint64_t completion_tokens) {
@@ -46,11 +63,12 @@ uint64_t ProcessResidentBytes() {
 
 std::string Metrics::Render(const ModelPool& pool) const {
   std::string out;
-  Header(&out, "snug_http_requests_total", "counter", "HTTP responses by status code.");
+  Header(&out, "snug_http_requests_total", "counter", "HTTP responses by API and status code.");
   {
     std::lock_guard lock(mu_);
-    for (const auto& [status, n] : responses_) {
-      out += fmt::format("snug_http_requests_total{{status=\"{}\"}} {}\n", status, n);
+    for (const auto& [key, n] : responses_) {
+      out += fmt::format("snug_http_requests_total{{api=\"{}\",status=\"{}\"}} {}\n", key.first,
+                         key.second, n);
     }
   }
   Header(&out, "snug_prompt_tokens_total", "counter", "Prompt tokens of finished requests.");

@@ -1,5 +1,5 @@
-// Prometheus text exposition for GET /metrics: HTTP responses by status, tokens in/out, and per
-// model queue depth, KV cells and planned vs allocated memory.
+// Prometheus text exposition for GET /metrics: HTTP responses by API and status, tokens in/out, and
+// per model queue depth, KV cells and planned vs allocated memory.
 #pragma once
 
 #include <atomic>
@@ -15,7 +15,8 @@ namespace snug::server {
 
 class Metrics {
  public:
-  void CountResponse(int http_status);
+  // By API: "openai", "responses", "anthropic", "ollama", or "snug" (management routes).
+  void CountResponse(const std::string& path, int http_status);
   void CountTokens(uint64_t prompt_tokens, uint64_t completion_tokens);
 
   // The whole /metrics page, reading the pool's current state.
@@ -23,7 +24,7 @@ class Metrics {
 
  private:
   mutable std::mutex mu_;
-  std::map<int, uint64_t> responses_;
+  std::map<std::pair<std::string, int>, uint64_t> responses_;  // (api, status) -> count
   std::atomic<uint64_t> prompt_tokens_{0};
   std::atomic<uint64_t> completion_tokens_{0};
 };

@@ -328,7 +328,7 @@ TEST_F(ServeTest, BadInputsAre4xxJsonErrors) {
   std::string big = "{\"model\":\"tiny\",\"prompt\":\"" + std::string(9u << 20, 'a') + "\"}";
   auto res = Post(port_, "/v1/completions", big);
   EXPECT_EQ(res.status, 413) << res.body.substr(0, 200);
-  EXPECT_GE(Metric(port_, "snug_http_requests_total{status=\"400\"}"), 10);
+  EXPECT_GE(Metric(port_, "snug_http_requests_total{api=\"openai\",status=\"400\"}"), 10);
 }
 
 TEST_F(ServeTest, EmbeddingsAreUnitVectorsOfTheModelsWidth) {
