@@ -26,9 +26,11 @@ export function startServer(snug, args) {
 
 export async function stopServer(server) {
   if (!server) return;
-  const exited = new Promise((resolve) => server.child.on('exit', resolve));
-  server.child.removeAllListeners('exit');
-  server.child.on('exit', () => {});
-  server.child.kill('SIGTERM');
+  const { child } = server;
+  // The start-up listener would reject a settled promise; drop it before waiting for the exit.
+  child.removeAllListeners('exit');
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
   await exited;
 }
