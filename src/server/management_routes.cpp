@@ -95,7 +95,8 @@ void AddManagementRoutes(Router& router, const RouteContext& ctx) {
     WithJsonBody(req, res, [&](const RequestJson& body) {
       auto request = ParsePlanRequest(body);
       if (!request.ok()) return SendStatus(res, request.status());
-      auto plan = ctx.pool->Plan(request->model, PlanOverrides{request->ctx, request->kv_type});
+      auto plan = ctx.pool->Plan(request->model,
+                                 PlanOverrides{request->ctx, request->kv_type, request->model});
       if (!plan.ok()) return SendStatus(res, plan.status());
       json out = plan->detail.is_object() ? plan->detail : json::object();
       out["model_name"] = request->model;

@@ -12,6 +12,7 @@
 #include "core/size.h"
 #include "engine/engine.h"
 #include "engine/probe.h"
+#include "server/events.h"
 
 namespace snug::server {
 
@@ -146,15 +147,22 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   SNUG_ASSIGN_OR_RETURN(std::string path, ResolvePath(name));
   if (!options_.planner) return Status::Internal("the server has no planner");
   const PoolBudget now = CurrentBudget();
-  Result<ModelPlan> planned = options_.planner(path, PlanOverrides{});
+  PlanOverrides defaults;
+  defaults.name = name;
+  Result<ModelPlan> planned = options_.planner(path, defaults);
   if (options.min_ctx > 0 && (!planned.ok() || planned->n_ctx < options.min_ctx)) {
     // The context the request asked for (Ollama's num_ctx), checked by the planner like --ctx:
     // when it cannot fit, the refusal names the largest context that does.
-    PlanOverrides overrides;
+    PlanOverrides overrides = defaults;
     overrides.ctx = std::to_string(options.min_ctx);
     planned = options_.planner(path, overrides);
   }
-  if (!planned.ok()) return planned.status();
+  if (!planned.ok()) {
+    if (planned.status().code() == Code::kDoesNotFit) {
+      PoolEvents().Record("refuse", name, 0, planned.status().message());
+    }
+    return planned.status();
+  }
   ModelPlan plan = std::move(*planned);
   if (smaller) {
     // The new plan fits the budget on its own; the old load makes way for it.
@@ -171,8 +179,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
     }
     spdlog::info("reloading model '{}' with a context of {} (was {})", name, plan.n_ctx,
                  smaller->plan.n_ctx);
-    smaller->scheduler.reset();
-    ReturnFreedMemoryToSystem();
+    FreeOnLoader(&smaller->scheduler);
     smaller.reset();
   }
 
@@ -210,6 +217,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
             name, FormatSize(plan.peak_host_bytes), plan.n_ctx, plan.kv_type,
             FormatSize(free_now + freed), FormatSize(budget), now.source,
             held.empty() ? "" : "; loaded: ", held));
+        PoolEvents().Record("refuse", name, plan.peak_host_bytes, refusal.message());
         return refusal;
       }
       for (const auto& v : victims)
@@ -222,9 +230,10 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   for (auto& v : victims) {
     spdlog::info("evicting idle model '{}' ({}) to load '{}'", v->name,
                  FormatSize(v->plan.peak_host_bytes), name);
-    v->scheduler.reset();  // joins its thread and frees the context and weights
-    ReturnFreedMemoryToSystem();
+    FreeOnLoader(&v->scheduler);
     evictions_total_.fetch_add(1);
+    PoolEvents().Record("evict", v->name, v->plan.peak_host_bytes,
+                        fmt::format("evicted (idle) to make room for '{}'", name));
   }
   victims.clear();
 
@@ -259,18 +268,28 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
     }
     if (!verdict->second.ok()) return verdict->second;
   }
-  SNUG_ASSIGN_OR_RETURN(engine::Loaded loaded,
-                        engine::LoadFitted(model_options, context_options, load_budget));
-
   auto entry = std::make_shared<Entry>();
   entry->name = name;
   entry->path = path;
   entry->plan = plan;
   SchedulerOptions scheduler_options = options_.scheduler;
   scheduler_options.max_sequence_tokens = plan.n_ctx;
-  entry->scheduler = std::make_unique<ModelScheduler>(name, std::move(loaded), scheduler_options);
+  Status loaded_ok;
+  loader_.Run([&] {
+    Result<engine::Loaded> loaded = engine::LoadFitted(model_options, context_options, load_budget);
+    if (!loaded.ok()) {
+      loaded_ok = loaded.status();
+      return;
+    }
+    entry->scheduler =
+        std::make_unique<ModelScheduler>(name, std::move(*loaded), scheduler_options);
+  });
+  SNUG_RETURN_IF_ERROR(loaded_ok);
   entry->released_at.store(Clock::now().time_since_epoch().count());
   loads_total_.fetch_add(1);
+  PoolEvents().Record(
+      "load", name, plan.peak_host_bytes,
+      fmt::format("ctx {}, {} KV, {} slots", plan.n_ctx, plan.kv_type, plan.n_parallel));
   spdlog::info(
       "loaded model '{}' from {}: ctx {}, {} KV, {} slots, flash attention {}{}, planned {}", name,
       path, plan.n_ctx, plan.kv_type, plan.n_parallel, plan.flash_attn ? "on" : "off",
@@ -299,9 +318,9 @@ Status ModelPool::Unload(const std::string& name) {
     victim = it->second;
     loaded_.erase(it);
   }
-  victim->scheduler.reset();
-  ReturnFreedMemoryToSystem();
+  FreeOnLoader(&victim->scheduler);
   spdlog::info("unloaded model '{}'", name);
+  PoolEvents().Record("unload", name, victim->plan.peak_host_bytes, "unloaded on request");
   return Status::Ok();
 }
 
@@ -315,7 +334,9 @@ Result<ModelPlan> ModelPool::Plan(const std::string& name, const PlanOverrides& 
     SNUG_ASSIGN_OR_RETURN(path, ResolvePath(name));
   }
   if (!options_.planner) return Status::Internal("the server has no planner");
-  return options_.planner(path, overrides);
+  PlanOverrides named = overrides;
+  if (named.name.empty()) named.name = name;
+  return options_.planner(path, named);
 }
 
 std::vector<RunningModel> ModelPool::Running() const {
@@ -423,6 +444,13 @@ uint64_t ModelPool::PlannedBytes() const {
   return sum;
 }
 
+void ModelPool::FreeOnLoader(std::unique_ptr<ModelScheduler>* scheduler) {
+  loader_.Run([scheduler] {
+    scheduler->reset();  // joins its thread and frees the context and weights
+    ReturnFreedMemoryToSystem();
+  });
+}
+
 void ModelPool::ReapLoop() {
   std::unique_lock lock(reap_mu_);
   while (!stop_reaper_) {
@@ -446,8 +474,9 @@ void ModelPool::ReapLoop() {
     lock.unlock();
     for (auto& e : expired) {
       spdlog::info("unloading model '{}': idle for the keep-alive period", e->name);
-      e->scheduler.reset();
-      ReturnFreedMemoryToSystem();
+      PoolEvents().Record("expire", e->name, e->plan.peak_host_bytes,
+                          "unloaded: idle for the keep-alive period");
+      FreeOnLoader(&e->scheduler);
     }
     lock.lock();
   }
@@ -469,6 +498,10 @@ void ModelPool::Shutdown(const Status& reason) {
   // Tell every scheduler first so in-flight streams end together, then free the models.
   for (auto& [_, e] : all)
     e->scheduler->Shutdown(reason);
+  for (auto& [_, e] : all) {
+    // A model a request still holds is freed with its last lease, wherever that ends.
+    if (e.use_count() == 1) FreeOnLoader(&e->scheduler);
+  }
   all.clear();
 }
 
