@@ -4,7 +4,8 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ clang libclang-rt-14-dev pkg-config
       libcurl4-openssl-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
       libssl-dev libcpp-httplib-dev libboost1.81-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
-      nodejs npm git ca-certificates clang-format)
+      nodejs npm git ca-certificates clang-format
+      chromium)  # the web page's browser tests (tests/node/webui.test.mjs, via playwright-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

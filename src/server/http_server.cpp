@@ -79,6 +79,8 @@ HttpServer::HttpServer(ServerOptions options, ModelPool* pool)
         SendError(res, error, DialectForPath(req.path));
       });
   const RouteContext context{pool_, &metrics_, &options_, &stopping_};
+  // First: the page's GET / answers browsers and Ollama's clients alike (webui_routes.cpp).
+  AddWebUiRoutes(router_, context);
   AddOpenAiRoutes(router_, context);
   AddResponsesRoutes(router_, context);
   AddAnthropicRoutes(router_, context);
@@ -175,7 +177,7 @@ bool HttpServer::Admit(const HttpRequest& req, HttpResponse& res) {
       return false;
     }
   }
-  if (options_.api_key.empty() || req.path == "/health") {
+  if (options_.api_key.empty() || req.path == "/health" || IsWebUiPageRequest(req, options_)) {
     return true;
   }
   // The key as OpenAI's and Ollama's clients send it (Authorization: Bearer) or as Anthropic's

@@ -63,6 +63,14 @@ struct ServerOptions {
   // GET /v1/hardware: the machine and budget as JSON (hw::BudgetToJson via the cli).
   std::function<nlohmann::json()> hardware;
   StoreHooks store;
+  // The web page at / (webui_routes.cpp); --no-webui turns it off.
+  bool webui = true;
+  // POST /v1/fit: plans any MODEL reference (.gguf path, https:// URL, preset:NAME, store name or
+  // hub ref owner/repo[:quant]) from its header, with the server's fit flags and live budget, and
+  // returns the object `snug plan --json` prints. Wired by the cli; empty: only names the pool
+  // knows are planned.
+  std::function<Result<nlohmann::json>(const std::string& model, const PlanOverrides& overrides)>
+      plan_reference;
 };
 
 // True for 127.0.0.0/8, ::1 and "localhost".

@@ -28,10 +28,15 @@ void AddOpenAiRoutes(Router& router, const RouteContext& context);
 void AddResponsesRoutes(Router& router, const RouteContext& context);
 // POST /v1/messages, /v1/messages/count_tokens (anthropic_routes.cpp).
 void AddAnthropicRoutes(Router& router, const RouteContext& context);
-// Ollama's API: /api/chat, /api/generate, /api/embed, /api/tags, ..., GET / (ollama_routes.cpp).
+// Ollama's API: /api/chat, /api/generate, /api/embed, /api/tags, ... (ollama_routes.cpp).
 void AddOllamaRoutes(Router& router, const RouteContext& context);
 // /health, /metrics, /v1/ps, /v1/hardware, /v1/plan, /v1/models/load|unload, /apply-template
 // (management_routes.cpp).
 void AddManagementRoutes(Router& router, const RouteContext& context);
+// The web page: GET / (the page for browsers, Ollama's answer for other clients), /webui/*,
+// GET /v1/events, POST /v1/fit (webui_routes.cpp).
+void AddWebUiRoutes(Router& router, const RouteContext& context);
+// A request for the page's static files, which hold no data: served without the API key.
+bool IsWebUiPageRequest(const HttpRequest& req, const ServerOptions& options);
 
 }  // namespace snug::server
