@@ -6,6 +6,8 @@
 #
 # Environment: SNUG_CACHE (default ~/.cache/snug); SNUG_LLAMA_CMAKE_ARGS passes backend switches
 # through, e.g. "-DGGML_CUDA=ON" or "-DGGML_VULKAN=ON" (Metal is on by default on macOS).
+# SNUG_LLAMA_SRC_ARCHIVE: a .tar.xz of the llama.cpp tree made by bench/gpu/prepare.sh from the
+# verified bundle, used instead of npm + git on machines that reach no registry (the GPU machine).
 set -euo pipefail
 
 NPM_PKG="node-llama-cpp"
@@ -36,6 +38,20 @@ fi
 link_flags="-Wl,--exclude-libs,libcpp-httplib.a"
 opt_sig=$(printf '%s|%s|%s' "$extra_args" "$cpu_flags" "$link_flags" | sha256sum | cut -c1-8)
 root="$cache/llama.cpp/${LLAMA_TAG}-${opt_sig}-${cpu_sig}"
+
+# A CUDA build without nvcc fails only after minutes of configuring and compiling the CPU parts:
+# refuse it before anything starts. nvcc is looked for on PATH, in CUDACXX, then in CUDA_HOME
+# (default /usr/local/cuda), where the toolkit installs without touching PATH.
+if [[ " $extra_args " == *" -DGGML_CUDA=ON "* ]] && [ -z "${CUDACXX:-}" ] &&
+  ! command -v nvcc >/dev/null 2>&1; then
+  cuda_home="${CUDA_HOME:-/usr/local/cuda}"
+  if [ ! -x "$cuda_home/bin/nvcc" ]; then
+    log "-DGGML_CUDA=ON needs the CUDA toolkit's nvcc: not on PATH, not in CUDACXX, not in"
+    log "$cuda_home/bin. Install the CUDA toolkit (12.x or 13.x) or build without CUDA (make build)."
+    exit 1
+  fi
+  export CUDACXX="$cuda_home/bin/nvcc"
+fi
 mkdir -p "$root"
 
 exec 9>"$root/.lock"
@@ -43,6 +59,12 @@ flock 9
 
 pkg_dir="$cache/npm"
 tarball="$pkg_dir/${NPM_PKG}-${NPM_VERSION}.tgz"
+if [ ! -f "$root/src/.snug-ok" ] && [ -n "${SNUG_LLAMA_SRC_ARCHIVE:-}" ]; then
+  log "unpacking $SNUG_LLAMA_SRC_ARCHIVE"
+  rm -rf "$root/src" && mkdir -p "$root/src"
+  tar -xJf "$SNUG_LLAMA_SRC_ARCHIVE" -C "$root/src"
+  touch "$root/src/.snug-ok"
+fi
 if [ ! -f "$root/src/.snug-ok" ]; then
   mkdir -p "$pkg_dir"
   if [ ! -f "$tarball" ]; then

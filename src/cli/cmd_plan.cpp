@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "cli/model_source.h"
+#include "cli/plan_report.h"
 #include "core/size.h"
 #include "hw/detect.h"
 #include "hw/json.h"
@@ -62,9 +63,9 @@ void PrintTable(const ModelSource& src, const plan::ModelShape& shape, const hw:
 Status RunPlan(const PlanArgs& args) {
   SNUG_ASSIGN_OR_RETURN(plan::Request request, plan::ParseRequest(args.fit.ctx, args.fit.kv_type,
                                                                   args.fit.ngl, args.fit.parallel));
-  SNUG_ASSIGN_OR_RETURN(
-      hw::BudgetOptions options,
-      hw::BudgetOptionsFromFlags(args.fit.memory_limit, args.fit.headroom, args.fit.hw_profile));
+  SNUG_ASSIGN_OR_RETURN(hw::BudgetOptions options,
+                        hw::BudgetOptionsFromFlags(args.fit.memory_limit, args.fit.headroom,
+                                                   args.fit.hw_profile, args.fit.vram_limit));
   SNUG_ASSIGN_OR_RETURN(ModelSource src, ResolveModel(args.model));
   SNUG_ASSIGN_OR_RETURN(plan::ModelShape shape, plan::ShapeFromGguf(src.file));
   // Messages name the model as the user gave it (file stem, preset or store name), not the
@@ -74,15 +75,7 @@ Status RunPlan(const PlanArgs& args) {
   SNUG_ASSIGN_OR_RETURN(plan::Plan p, plan::Fit(shape, budget, request));
 
   if (args.json) {
-    nlohmann::json j;
-    j["model"] = plan::ModelToJson(shape);
-    j["model"]["source"] = src.kind;
-    j["model"]["location"] = src.location;
-    j["budget"] = hw::BudgetToJson(budget);
-    j["fit"] = plan::FitToJson(p);
-    j["memory"] = plan::MemoryToJson(p.memory);
-    j["max_ctx"] = plan::MaxCtxToJson(p.max_ctx);
-    fmt::print("{}\n", j.dump(2));
+    fmt::print("{}\n", PlanReportJson(src, shape, budget, p).dump(2));
   } else {
     PrintTable(src, shape, budget, p);
   }

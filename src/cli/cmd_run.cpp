@@ -64,8 +64,9 @@ Result<RunSetup> PlanRun(const std::string& model, const FitFlags& fit, int thre
   SNUG_ASSIGN_OR_RETURN(plan::Request request,
                         plan::ParseRequest(fit.ctx, fit.kv_type, fit.ngl, fit.parallel));
   request.constrained_decoding = constrained;
-  SNUG_ASSIGN_OR_RETURN(hw::BudgetOptions budget_options,
-                        hw::BudgetOptionsFromFlags(fit.memory_limit, fit.headroom, fit.hw_profile));
+  SNUG_ASSIGN_OR_RETURN(
+      hw::BudgetOptions budget_options,
+      hw::BudgetOptionsFromFlags(fit.memory_limit, fit.headroom, fit.hw_profile, fit.vram_limit));
   SNUG_ASSIGN_OR_RETURN(ModelSource source, ResolveModel(model));
   SNUG_ASSIGN_OR_RETURN(plan::ModelShape shape, plan::ShapeFromGguf(source.file));
   SNUG_ASSIGN_OR_RETURN(hw::Budget budget, hw::ResolveBudget(budget_options));

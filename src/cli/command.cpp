@@ -42,6 +42,8 @@ void AddFitFlags(CLI::App* app, FitFlags* flags) {
                   "Plan for a built-in hardware profile (snug hw --profiles)");
   app->add_option("--headroom", flags->headroom,
                   "Memory kept free (default 10% of the budget, 256 MiB..1 GiB)");
+  app->add_option("--vram-limit", flags->vram_limit,
+                  "Cap on each accelerator's memory budget (e.g. 4GiB), for tests and what-ifs");
 }
 
 }  // namespace snug::cli

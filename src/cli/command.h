@@ -30,6 +30,7 @@ struct FitFlags {
   std::string memory_limit;  // SIZE; empty = detect (or SNUG_MEMORY_LIMIT)
   std::string hw_profile;    // built-in profile name; empty = this machine
   std::string headroom;      // SIZE; empty = policy default
+  std::string vram_limit;    // SIZE: cap on each accelerator's budget; empty = none
 };
 void AddFitFlags(CLI::App* app, FitFlags* flags);
 

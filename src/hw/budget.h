@@ -55,4 +55,9 @@ uint64_t DefaultHeadroom(uint64_t raw_bytes);
 // allocations made after probing (CUDA context, cuBLAS workspace, Metal command buffers).
 uint64_t DeviceHeadroom(uint64_t total_bytes);
 
+// --vram-limit: caps every accelerator's budget_bytes at `cap` (never raises one), so a test can
+// make a model larger than the device on any GPU. A capped device's source says so; `how` names
+// the flag in that sentence.
+void CapDeviceBudgets(uint64_t cap, const std::string& how, Budget* budget);
+
 }  // namespace snug::hw

@@ -235,7 +235,8 @@ Result<Budget> ComputeBudget(const HostInfo& host, std::vector<Device> devices,
 
 Result<BudgetOptions> BudgetOptionsFromFlags(const std::string& memory_limit,
                                              const std::string& headroom,
-                                             const std::string& profile) {
+                                             const std::string& profile,
+                                             const std::string& vram_limit) {
   BudgetOptions options;
   if (!memory_limit.empty()) {
     Result<uint64_t> bytes = ParseSize(memory_limit);
@@ -252,10 +253,17 @@ Result<BudgetOptions> BudgetOptionsFromFlags(const std::string& memory_limit,
     if (!found.ok()) return Status::InvalidArgument("--hw: " + found.status().message());
     options.profile = profile;
   }
+  if (!vram_limit.empty()) {
+    Result<uint64_t> bytes = ParseSize(vram_limit);
+    if (!bytes.ok()) return Status::InvalidArgument("--vram-limit: " + bytes.status().message());
+    options.vram_limit = *bytes;
+  }
   return options;
 }
 
-Result<Budget> ResolveBudget(const BudgetOptions& options) {
+namespace {
+
+Result<Budget> ResolveUncappedBudget(const BudgetOptions& options) {
   const std::string root = options.root.empty() ? env::HostRoot() : options.root;
 
   std::optional<uint64_t> override_bytes = options.memory_limit;
@@ -309,6 +317,14 @@ Result<Budget> ResolveBudget(const BudgetOptions& options) {
 
   SNUG_ASSIGN_OR_RETURN(HostInfo host, ProbeHost(root));
   return ComputeBudget(host, std::move(budget.devices), options.headroom);
+}
+
+}  // namespace
+
+Result<Budget> ResolveBudget(const BudgetOptions& options) {
+  SNUG_ASSIGN_OR_RETURN(Budget budget, ResolveUncappedBudget(options));
+  if (options.vram_limit) CapDeviceBudgets(*options.vram_limit, "--vram-limit", &budget);
+  return budget;
 }
 
 }  // namespace snug::hw

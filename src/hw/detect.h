@@ -51,21 +51,26 @@ struct BudgetOptions {
   // --memory-limit; when unset ResolveBudget consults SNUG_MEMORY_LIMIT.
   std::optional<uint64_t> memory_limit;
   std::optional<uint64_t> headroom;  // --headroom; default hw::DefaultHeadroom
-  std::string profile;               // --hw PROFILE; empty = this machine
-  std::string root;  // fake root for /proc and /sys; "" = SNUG_HOST_ROOT or the real machine
+  // --vram-limit: a cap on each accelerator's budget (real or profile devices), for tests and
+  // what-ifs on a GPU larger than the case at hand.
+  std::optional<uint64_t> vram_limit;
+  std::string profile;  // --hw PROFILE; empty = this machine
+  std::string root;     // fake root for /proc and /sys; "" = SNUG_HOST_ROOT or the real machine
   // Ask ggml for accelerators (real machine only: a fake root describes no devices).
   bool probe_devices = true;
 };
 
-// Parses the text of the shared fit flags (--memory-limit, --headroom, --hw) into options.
-// Empty strings mean "not given". Errors are InvalidArgument sentences naming the flag.
+// Parses the text of the shared fit flags (--memory-limit, --headroom, --hw, --vram-limit) into
+// options. Empty strings mean "not given". Errors are InvalidArgument sentences naming the flag.
 Result<BudgetOptions> BudgetOptionsFromFlags(const std::string& memory_limit,
                                              const std::string& headroom,
-                                             const std::string& profile);
+                                             const std::string& profile,
+                                             const std::string& vram_limit = "");
 
 // The effective budget per SPEC.md. Precedence for the host figure: --memory-limit, then
 // SNUG_MEMORY_LIMIT (source "override"), then --hw PROFILE ("profile"), then detection ("cgroup"
-// or "meminfo"). Devices come from the profile when one is given, else from ggml.
+// or "meminfo"). Devices come from the profile when one is given, else from ggml; --vram-limit
+// then caps each device's budget.
 Result<Budget> ResolveBudget(const BudgetOptions& options);
 
 // Pure part of detection: host = min(MemAvailable + self RSS, for every cgroup level with a

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/size.h"
+#include "hw/detect.h"
 #include "hw/profiles.h"
 
 namespace snug::hw {
@@ -74,6 +75,42 @@ TEST(Profiles, UnknownNameListsTheKnownOnes) {
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), Code::kNotFound);
   EXPECT_NE(p.status().message().find("container-6gb"), std::string::npos);
+}
+
+TEST(VramLimit, CapsEveryDeviceBudgetAndNeverRaisesOne) {
+  Budget b = ProfileBudget(*FindProfile("datacenter-80gb"), std::nullopt);
+  ASSERT_EQ(b.devices.size(), 1u);
+  const uint64_t uncapped = b.devices[0].budget_bytes;
+  ASSERT_GT(uncapped, 4 * kGiB);
+  CapDeviceBudgets(4 * kGiB, "--vram-limit", &b);
+  EXPECT_EQ(b.devices[0].budget_bytes, 4 * kGiB);
+  // Only the budget moves: the device still reports what the hardware has.
+  EXPECT_EQ(b.devices[0].total_bytes, 80 * kGiB);
+  EXPECT_NE(b.devices[0].source.find("capped at 4.0 GiB by --vram-limit"), std::string::npos)
+      << b.devices[0].source;
+  const std::string source = b.devices[0].source;
+  CapDeviceBudgets(uncapped * 2, "--vram-limit", &b);  // above the budget: no change
+  EXPECT_EQ(b.devices[0].budget_bytes, 4 * kGiB);
+  EXPECT_EQ(b.devices[0].source, source);
+}
+
+TEST(VramLimit, FlagParsesAndResolveBudgetAppliesItToProfileDevices) {
+  Result<BudgetOptions> options = BudgetOptionsFromFlags("", "", "workstation-24gb-gpu", "3GiB");
+  ASSERT_TRUE(options.ok()) << options.status().message();
+  ASSERT_TRUE(options->vram_limit.has_value());
+  EXPECT_EQ(*options->vram_limit, 3 * kGiB);
+  Result<Budget> b = ResolveBudget(*options);
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  ASSERT_EQ(b->devices.size(), 1u);
+  EXPECT_EQ(b->devices[0].budget_bytes, 3 * kGiB);
+  // The host figure is the profile's, untouched by the device cap.
+  EXPECT_EQ(b->host_bytes,
+            ProfileBudget(*FindProfile("workstation-24gb-gpu"), std::nullopt).host_bytes);
+
+  Result<BudgetOptions> bad = BudgetOptionsFromFlags("", "", "", "lots");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("--vram-limit"), std::string::npos);
 }
 
 }  // namespace

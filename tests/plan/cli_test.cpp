@@ -116,4 +116,18 @@ TEST(PlanCli, PlansALocalFileAndAProfile) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(PlanCli, VramLimitCapsTheDeviceAndForcesAPartialOffload) {
+  Ran r = Snug(
+      "plan preset:llama-3.1-8b-q4_k_m --hw datacenter-80gb --vram-limit 2GiB --ctx 8192 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["budget"]["devices"].size(), 1u);
+  EXPECT_EQ(j["budget"]["devices"][0]["budget_bytes"], 2ull << 30);
+  const int ngl = j["fit"]["n_gpu_layers"];
+  EXPECT_GT(ngl, 0);
+  EXPECT_LT(ngl, 32);
+  EXPECT_LE(j["memory"]["per_device"][0]["total_bytes"].get<uint64_t>(), 2ull << 30);
+  EXPECT_EQ(Snug("plan preset:llama-3.1-8b-q4_k_m --vram-limit much --json").exit_code, 2);
+}
+
 }  // namespace

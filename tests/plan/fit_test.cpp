@@ -435,6 +435,27 @@ TEST(FitPolicy, UnifiedMemoryIsOnePool) {
   EXPECT_LT(m8->settings.n_ctx, m16->settings.n_ctx);
 }
 
+TEST(FitPolicy, VramLimitMakesAnH100TakeAPartialOffload) {
+  // bench/gpu/run.sh's case: --vram-limit below the model makes --ngl auto split it on a real
+  // 80 GB card; the planned device bytes stay under the cap.
+  hw::Budget full = hw::ProfileBudget(*hw::FindProfile("datacenter-80gb"), std::nullopt);
+  full.host_bytes = 32 * kGiB;
+  auto all = Fit(Llama8B(), full, Req("8192"), Avx2());
+  ASSERT_TRUE(all.ok() && all->fits);
+  EXPECT_EQ(all->settings.NGpuLayers(), 33);
+  hw::Budget capped = full;
+  hw::CapDeviceBudgets(2 * kGiB, "--vram-limit", &capped);
+  auto part = Fit(Llama8B(), capped, Req("8192"), Avx2());
+  ASSERT_TRUE(part.ok() && part->fits) << part->reason;
+  const int ngl = part->settings.NGpuLayers();
+  EXPECT_GT(ngl, 0);
+  EXPECT_LT(ngl, 32);
+  ASSERT_EQ(part->memory.per_device.size(), 1u);
+  EXPECT_LE(part->memory.per_device[0].total_bytes, 2 * kGiB);
+  auto more = Fit(Llama8B(), capped, Req("8192", "f16", std::to_string(ngl + 1)), Avx2());
+  EXPECT_FALSE(more->fits);
+}
+
 TEST(FitPolicy, ExplicitNglZeroKeepsEverythingOnTheHost) {
   hw::Budget b = HostBudget(32 * kGiB);
   b.devices.push_back(Gpu("CUDA0", 22 * kGiB));
