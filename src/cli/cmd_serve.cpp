@@ -16,6 +16,8 @@
 #include "cli/live_budget.h"
 #include "cli/model_check.h"
 #include "cli/model_source.h"
+#include "cli/serve_plan.h"
+#include "cli/serve_store.h"
 #include "config/env.h"
 #include "core/size.h"
 #include "engine/engine.h"
@@ -49,6 +51,7 @@ struct ServeArgs {
   FitFlags fit;
   bool batch_invariant = false;
   std::string chat_template_file;
+  bool no_webui = false;
 };
 
 // "5m", "30s", "1h", "250ms", "90" (seconds); "-1", "never" or "forever": keep loaded.
@@ -92,7 +95,8 @@ Result<server::ModelPlan> PlanFile(const std::string& path, const server::PlanOv
   request.batch_invariant = batch_invariant;
   SNUG_ASSIGN_OR_RETURN(ModelSource src, ResolveModel(path));
   SNUG_ASSIGN_OR_RETURN(plan::ModelShape shape, plan::ShapeFromGguf(src.file));
-  shape.name = src.name;
+  // A store model's file is a blob named by its hash: messages use the name requests use.
+  shape.name = overrides.name.empty() ? src.name : overrides.name;
   SNUG_ASSIGN_OR_RETURN(plan::Plan p, plan::Fit(shape, budget, request));
   if (!p.fits) return p.status.ok() ? Status::DoesNotFit(p.reason) : p.status;
   server::ModelPlan out;
@@ -164,7 +168,8 @@ Status RunServe(const ServeArgs& args) {
   (void)defaults;  // validated once here; each model is planned with the same flags
   SNUG_ASSIGN_OR_RETURN(
       hw::BudgetOptions budget_options,
-      hw::BudgetOptionsFromFlags(args.fit.memory_limit, args.fit.headroom, args.fit.hw_profile));
+      hw::BudgetOptionsFromFlags(args.fit.memory_limit, args.fit.headroom, args.fit.hw_profile,
+                                 args.fit.vram_limit));
   SNUG_ASSIGN_OR_RETURN(hw::Budget budget, hw::ResolveBudget(budget_options));
   engine::InitBackend();
 
@@ -244,6 +249,9 @@ Status RunServe(const ServeArgs& args) {
              FormatSize(budget.host_bytes), pool_options.budget_source, args.keep_alive,
              args.fit.parallel);
   server::ModelPool pool(pool_options);
+  http_options.store = MakeStoreHooks(models_dir, live);
+  http_options.webui = !args.no_webui;
+  http_options.plan_reference = MakePlanReferenceHook(models_dir, fit, batch_invariant, live);
   http_options.hardware = [live] {
     nlohmann::json j = {{"budget", hw::BudgetToJson(live->Current())}};
     if (auto host = hw::ProbeHost(""); host.ok()) j["host"] = hw::HostInfoToJson(*host);
@@ -321,6 +329,8 @@ void AddServeCommand(CLI::App& root, int* exit_code) {
                 "(flash attention off, f16 KV, CPU only; slower)");
   cmd->add_option("--chat-template", args->chat_template_file,
                   "Jinja chat template file used instead of each model's own");
+  cmd->add_flag("--no-webui", args->no_webui,
+                "Serve no web page at / (the API, and Ollama's answer at /, stay)");
   AddFitFlags(cmd, &args->fit);
   cmd->callback([args, exit_code] { *exit_code = Report(RunServe(*args)); });
 }

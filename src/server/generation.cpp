@@ -36,6 +36,7 @@ Result<GenerationResult> Generation::Finish(const std::function<bool()>& client_
   }
   result.finish = all.finish;
   result.stop = std::move(all.stop);
+  result.first_token_at = all.first_token_at;
   result.logprobs = std::move(all.logprobs);
   result.prompt_tokens = all.prompt_tokens;
   result.cached_tokens = all.cached_tokens;

@@ -5,6 +5,7 @@
 // then writes those in its own wire format. Nothing here knows any wire format.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -51,6 +52,8 @@ struct GenerationResult {
   int prompt_tokens = 0;
   int cached_tokens = 0;  // of the prompt, reused from the slot's earlier turn
   int completion_tokens = 0;
+  // When the first token was sampled: the prompt's evaluation ends there (Ollama's timings).
+  std::optional<std::chrono::steady_clock::time_point> first_token_at;
 };
 
 // An admitted generation. Destroying it before the end cancels the job and frees its slot.

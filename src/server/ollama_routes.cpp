@@ -608,7 +608,8 @@ void Generate(const RouteContext& ctx, Api api, HttpRequest& req, HttpResponse& 
     }
     out["done"] = true;
     out["done_reason"] = DoneReason(all->finish);
-    AddTimings(&out, start, admitted, all->prompt_tokens, all->completion_tokens, admitted);
+    AddTimings(&out, start, admitted, all->prompt_tokens, all->completion_tokens,
+               all->first_token_at.value_or(admitted));
     return SendJson(res, 200, out);
   }
 

@@ -41,6 +41,7 @@ bool Job::Take(Update* update, std::chrono::milliseconds timeout) {
   update->done = state_ == State::kDone;
   update->finish = finish_;
   update->stop = stop_;
+  update->first_token_at = first_token_at_;
   update->error = error_;
   update->prompt_tokens = prompt_tokens_;
   update->cached_tokens = cached_tokens_;
@@ -64,6 +65,7 @@ Job::Update Job::TakeAll(const std::function<bool()>& client_gone) {
   all.done = true;
   all.finish = finish_;
   all.stop = stop_;
+  all.first_token_at = first_token_at_;
   all.error = error_;
   all.prompt_tokens = prompt_tokens_;
   all.cached_tokens = cached_tokens_;
@@ -89,6 +91,7 @@ void Job::Append(const engine::StepEvent& event) {
   if (event.prompt_tokens > 0) prompt_tokens_ = event.prompt_tokens;
   if (!event.stop.empty()) stop_ = event.stop;
   completion_tokens_ = std::max(completion_tokens_, event.generated_tokens);
+  if (!first_token_at_ && event.token >= 0) first_token_at_ = std::chrono::steady_clock::now();
   if (!event.text.empty() || event.logprobs) cv_.notify_all();
 }
 

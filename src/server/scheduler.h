@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,6 +43,8 @@ class Job {
     int prompt_tokens = 0;
     int cached_tokens = 0;  // of the prompt, found in the slot's kept cells (not decoded again)
     int completion_tokens = 0;
+    // When the first token was sampled (the prompt's evaluation ended); unset before.
+    std::optional<std::chrono::steady_clock::time_point> first_token_at;
   };
   // Waits up to `timeout` for new text or the end, then moves what arrived into *update.
   // Returns false on timeout with nothing new.
@@ -79,6 +82,7 @@ class Job {
   int prompt_tokens_ = 0;
   int cached_tokens_ = 0;
   int completion_tokens_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> first_token_at_;
 };
 
 struct SchedulerOptions {
