@@ -166,10 +166,9 @@ Status RunServe(const ServeArgs& args) {
       plan::Request defaults,
       plan::ParseRequest(args.fit.ctx, args.fit.kv_type, args.fit.ngl, args.fit.parallel));
   (void)defaults;  // validated once here; each model is planned with the same flags
-  SNUG_ASSIGN_OR_RETURN(
-      hw::BudgetOptions budget_options,
-      hw::BudgetOptionsFromFlags(args.fit.memory_limit, args.fit.headroom, args.fit.hw_profile,
-                                 args.fit.vram_limit));
+  SNUG_ASSIGN_OR_RETURN(hw::BudgetOptions budget_options,
+                        hw::BudgetOptionsFromFlags(args.fit.memory_limit, args.fit.headroom,
+                                                   args.fit.hw_profile, args.fit.vram_limit));
   SNUG_ASSIGN_OR_RETURN(hw::Budget budget, hw::ResolveBudget(budget_options));
   engine::InitBackend();
 
