@@ -87,12 +87,7 @@ std::string Stem(const std::string& path) {
 Result<server::ModelPlan> PlanFile(const std::string& path, const server::PlanOverrides& overrides,
                                    const FitFlags& fit, bool batch_invariant,
                                    const hw::Budget& budget) {
-  SNUG_ASSIGN_OR_RETURN(
-      plan::Request request,
-      plan::ParseRequest(overrides.ctx.empty() ? fit.ctx : overrides.ctx,
-                         overrides.kv_type.empty() ? fit.kv_type : overrides.kv_type, fit.ngl,
-                         fit.parallel));
-  request.batch_invariant = batch_invariant;
+  SNUG_ASSIGN_OR_RETURN(plan::Request request, ServePlanRequest(fit, overrides, batch_invariant));
   SNUG_ASSIGN_OR_RETURN(ModelSource src, ResolveModel(path));
   SNUG_ASSIGN_OR_RETURN(plan::ModelShape shape, plan::ShapeFromGguf(src.file));
   // A store model's file is a blob named by its hash: messages use the name requests use.

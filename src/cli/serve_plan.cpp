@@ -60,18 +60,24 @@ Result<ModelSource> Resolve(const std::string& model, const std::string& models_
 
 }  // namespace
 
+Result<plan::Request> ServePlanRequest(const FitFlags& fit, const server::PlanOverrides& overrides,
+                                       bool batch_invariant) {
+  SNUG_ASSIGN_OR_RETURN(
+      plan::Request request,
+      plan::ParseRequest(overrides.ctx.empty() ? fit.ctx : overrides.ctx,
+                         overrides.kv_type.empty() ? fit.kv_type : overrides.kv_type, fit.ngl,
+                         fit.parallel));
+  request.batch_invariant = batch_invariant;
+  return request;
+}
+
 decltype(server::ServerOptions::plan_reference) MakePlanReferenceHook(
     const std::string& models_dir, const FitFlags& fit, bool batch_invariant,
     std::shared_ptr<LiveBudget> live) {
   return [models_dir, fit, batch_invariant, live](
              const std::string& model,
              const server::PlanOverrides& overrides) -> Result<nlohmann::json> {
-    SNUG_ASSIGN_OR_RETURN(
-        plan::Request request,
-        plan::ParseRequest(overrides.ctx.empty() ? fit.ctx : overrides.ctx,
-                           overrides.kv_type.empty() ? fit.kv_type : overrides.kv_type, fit.ngl,
-                           fit.parallel));
-    request.batch_invariant = batch_invariant;
+    SNUG_ASSIGN_OR_RETURN(plan::Request request, ServePlanRequest(fit, overrides, batch_invariant));
     SNUG_ASSIGN_OR_RETURN(ModelSource src, Resolve(model, models_dir));
     SNUG_ASSIGN_OR_RETURN(plan::ModelShape shape, plan::ShapeFromGguf(src.file));
     // A store model's file is a blob named by its hash: messages use the name the user typed.

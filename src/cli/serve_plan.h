@@ -9,9 +9,15 @@
 
 #include "cli/command.h"
 #include "cli/live_budget.h"
+#include "plan/fit.h"
 #include "server/http_server.h"
 
 namespace snug::cli {
+
+// What `snug serve` plans with: its fit flags (--ctx, --kv-type, --ngl, --parallel), with a
+// request's ctx and KV type in their place when it gives them.
+Result<plan::Request> ServePlanRequest(const FitFlags& fit, const server::PlanOverrides& overrides,
+                                       bool batch_invariant);
 
 // `models_dir` "" = the default store.
 decltype(server::ServerOptions::plan_reference) MakePlanReferenceHook(
