@@ -19,6 +19,7 @@
 #include "cli/serve_plan.h"
 #include "cli/serve_store.h"
 #include "config/env.h"
+#include "core/memory.h"
 #include "core/size.h"
 #include "engine/engine.h"
 #include "hw/detect.h"
@@ -138,6 +139,7 @@ int WaitForSignal(const std::atomic<bool>& serving) {
 }
 
 Status RunServe(const ServeArgs& args) {
+  ConfigureHeapForServer();  // before any thread starts (core/memory.h says why)
   // Block the signals before any thread starts: threads inherit the mask.
   const sigset_t set = ShutdownSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);

@@ -7,16 +7,21 @@ namespace snug {
 // non-main arena once large frees have raised its thresholds. A server that loads a model on one
 // thread and frees it on another then keeps every freed model in some arena: measured +62 MiB RSS
 // per unload/load cycle of a 64 MiB-planned model (issue 15). malloc_trim(0) returns the free
-// pages of every arena. Call it after large frees (a model, a multi-MiB request body).
+// pages of every arena. Call it after large frees (a model, a multi-MiB request body). The server
+// also loads and frees every model on one thread (server::ModelPool's loader), so those
+// allocations stay in one arena: 0.8 -> 0.2 MiB per cycle.
 void ReturnFreedMemoryToSystem();
 
-// The server also loads and frees every model on one thread (server::ModelPool's loader), so
-// those allocations stay in one arena: 0.8 -> 0.2 MiB per cycle. One arena for the whole process
-// (MALLOC_ARENA_MAX=1) makes it flat (measured 0.04 MiB per cycle); its cost to concurrent
-// decoding is not measured yet, so it is not set.
-//
-// Not done: fixing glibc's mmap/trim thresholds (mallopt). It kept a refused 8 MiB upload's
+// For `snug serve`, before any thread starts: one heap arena for the whole process, so what one
+// thread frees is reused by all (unload/load cycles: 0.2 MiB each -> flat, 28 -> 32 MiB over 95
+// cycles). One arena alone looked ~3% slower on grammar-bound decoding (2 runs), so the mmap
+// threshold is held at glibc's own dynamic ceiling (32 MiB: the sampler's multi-MiB temporaries
+// stay on the heap, as they do by default once the threshold has adapted) and the heap is trimmed
+// only when snug asks (ReturnFreedMemoryToSystem after unloads and large bodies). Measured within
+// the noise of the default (bench/results/heap-settings.md).
+// Not done: low mmap thresholds (1-4 MiB, tried earlier). They kept a refused 8 MiB upload's
 // memory from staying in an arena (+23 MiB once), but cost 15% of grammar-bound decoding speed
 // (llama.cpp's grammar sampler allocates multi-MiB candidate copies per token).
+void ConfigureHeapForServer();
 
 }  // namespace snug
