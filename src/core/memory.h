@@ -19,9 +19,9 @@ void ReturnFreedMemoryToSystem();
 // stay on the heap, as they do by default once the threshold has adapted) and the heap is trimmed
 // only when snug asks (ReturnFreedMemoryToSystem after unloads and large bodies). Measured within
 // the noise of the default (bench/results/heap-settings.md).
-// Not done: low mmap thresholds (1-4 MiB, tried earlier). They kept a refused 8 MiB upload's
-// memory from staying in an arena (+23 MiB once), but cost 15% of grammar-bound decoding speed
-// (llama.cpp's grammar sampler allocates multi-MiB candidate copies per token).
+// With these settings refused 100 MiB uploads leave RSS where it was (it grew 23 MiB once with
+// glibc's defaults). Not done: low mmap thresholds (1-4 MiB, tried earlier), which cost 15% of
+// grammar-bound decoding (llama.cpp's grammar sampler allocates multi-MiB copies per token).
 void ConfigureHeapForServer();
 
 }  // namespace snug
