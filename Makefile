@@ -13,7 +13,7 @@ CTEST_ARGS ?=
 
 # llama.cpp tools built with the libraries: tests compare with llama-completion and llama-server;
 # the CUDA variant's bench (bench/gpu/run.sh) needs llama-bench instead of the server.
-LLAMA_TARGETS ?= llama llama-completion llama-server
+LLAMA_TARGETS ?= llama llama-completion llama-server ggml-rpc-server
 # The CUDA variant: Hopper (sm_90) only, as one architecture compiles in a fraction of the time;
 # CUDA_ARCHS=89 (or "86;89;90") for other cards. GGML_NATIVE=OFF (AVX2 baseline) because this
 # build is often made on one machine and carried to the GPU machine, whose CPU may differ.

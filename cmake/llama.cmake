@@ -4,7 +4,7 @@
 set(SNUG_LLAMA_SRC ${SNUG_LLAMA_ROOT}/src)
 # Found afresh on every configure (no cache entries): a new cache root (other llama.cpp build
 # options) must not keep linking the libraries found under the old one.
-foreach(var SNUG_LIBLLAMA SNUG_LIBGGML SNUG_LIBGGML_BASE SNUG_LIBLLAMA_COMMON)
+foreach(var SNUG_LIBLLAMA SNUG_LIBGGML SNUG_LIBGGML_BASE SNUG_LIBGGML_RPC SNUG_LIBLLAMA_COMMON)
   unset(${var} CACHE)
   unset(${var})
 endforeach()
@@ -12,12 +12,14 @@ set(SNUG_LLAMA_BUILD ${SNUG_LLAMA_ROOT}/build)
 find_library(SNUG_LIBLLAMA NAMES llama PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/src NO_DEFAULT_PATH NO_CACHE REQUIRED)
 find_library(SNUG_LIBGGML NAMES ggml PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/ggml/src NO_DEFAULT_PATH NO_CACHE REQUIRED)
 find_library(SNUG_LIBGGML_BASE NAMES ggml-base PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/ggml/src NO_DEFAULT_PATH NO_CACHE REQUIRED)
+# ggml's RPC backend (scripts/llama.sh always builds it): `snug worker` and --worker placement.
+find_library(SNUG_LIBGGML_RPC NAMES ggml-rpc PATHS ${SNUG_LLAMA_BUILD}/bin ${SNUG_LLAMA_BUILD}/ggml/src/ggml-rpc NO_DEFAULT_PATH NO_CACHE REQUIRED)
 get_filename_component(SNUG_LLAMA_LIBDIR ${SNUG_LIBLLAMA} DIRECTORY)
 
 # ggml alone (gguf writer, type traits, backend registry): allowed outside engine/.
 add_library(snug_ggml INTERFACE)
 target_include_directories(snug_ggml SYSTEM INTERFACE ${SNUG_LLAMA_SRC}/ggml/include)
-target_link_libraries(snug_ggml INTERFACE ${SNUG_LIBGGML} ${SNUG_LIBGGML_BASE})
+target_link_libraries(snug_ggml INTERFACE ${SNUG_LIBGGML} ${SNUG_LIBGGML_BASE} ${SNUG_LIBGGML_RPC})
 
 # libllama: only engine/ (and the planner's calibration code) may link this.
 add_library(snug_llama INTERFACE)

@@ -36,7 +36,10 @@ fi
 # it; snug's server uses Debian's cpp-httplib (0.11, a shared library), whose calls the dynamic
 # linker then bound to the other version's code (crashes on every request). Keep it private.
 link_flags="-Wl,--exclude-libs,libcpp-httplib.a"
-opt_sig=$(printf '%s|%s|%s' "$extra_args" "$cpu_flags" "$link_flags" | sha256sum | cut -c1-8)
+# ggml's RPC backend is always built: `snug worker` serves it and plan/run/serve place layers on
+# workers through it (issue 13). It adds one small library and needs no network at build time.
+rpc_args="-DGGML_RPC=ON"
+opt_sig=$(printf '%s|%s|%s|%s' "$extra_args" "$cpu_flags" "$link_flags" "$rpc_args" | sha256sum | cut -c1-8)
 root="$cache/llama.cpp/${LLAMA_TAG}-${opt_sig}-${cpu_sig}"
 
 # A CUDA build without nvcc fails only after minutes of configuring and compiling the CPU parts:
@@ -100,7 +103,7 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF \
     -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_COMMON=ON \
     -DLLAMA_OPENSSL=ON -DCMAKE_C_FLAGS="$cpu_flags" -DCMAKE_CXX_FLAGS="$cpu_flags" \
-    -DCMAKE_SHARED_LINKER_FLAGS="$link_flags" \
+    -DCMAKE_SHARED_LINKER_FLAGS="$link_flags" $rpc_args \
     $extra_args >"$root/configure.log" 2>&1 || {
       log "configure failed, see $root/configure.log"; rm -f "$build/CMakeCache.txt"; exit 1; }
 fi

@@ -30,6 +30,25 @@ struct Device {
   // budget (it cannot be bigger than the pool it draws from).
   uint64_t budget_bytes = 0;
   std::string source;  // "ggml backend (free memory)", "Metal working set limit", "profile"
+  // A device of a remote worker (`snug worker` or llama.cpp's rpc-server, reached over ggml-rpc):
+  // its "HOST:PORT" and its index on that worker; "" for this machine's devices. Backend "RPC".
+  // Its bytes are the worker's memory: never this host's.
+  std::string host;
+  uint32_t remote_index = 0;
+};
+
+// A worker host lending its memory and compute over ggml-rpc (--worker HOST:PORT). Its devices
+// are in Budget::devices with Device::host == endpoint.
+struct WorkerHost {
+  std::string endpoint;  // "HOST:PORT" as given
+  std::string protocol;  // ggml-rpc protocol version it speaks, "6.0.0"
+  std::string version;   // snug version of a `snug worker`; "" for a plain rpc-server
+  // Where its budget came from: "cgroup", "meminfo", "override" (a snug worker's own detection)
+  // or "rpc-server" (a plain rpc-server reports the host's free memory, blind to containers).
+  std::string source;
+  std::string detail;            // the worker's sentence for that figure
+  uint64_t allocated_bytes = 0;  // buffers it holds for clients now (snug workers)
+  bool busy = false;             // serving another client (ggml-rpc serves one at a time)
 };
 
 struct Budget {
@@ -44,6 +63,7 @@ struct Budget {
   // free".
   std::string detail;
   std::vector<Device> devices;
+  std::vector<WorkerHost> workers;  // empty: this machine alone
 };
 
 // Headroom policy (SPEC.md "Budget"): 10% of the raw budget, at least 256 MiB, at most 1 GiB;

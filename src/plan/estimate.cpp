@@ -201,6 +201,37 @@ uint64_t OverheadBytes(const ModelShape& shape, const Settings& s) {
   return 20 * kMiB + uint64_t{shape.n_vocab} * 442 + grammar;
 }
 
+DeviceMemory EstimateDevice(const ModelShape& shape, const Settings& s, uint32_t first_layer,
+                            uint32_t n_layers, bool output, bool remote) {
+  DeviceMemory dm;
+  dm.output = output;
+  uint64_t largest = 0;
+  for (uint32_t il = first_layer; il < first_layer + n_layers && il < shape.n_layer; ++il) {
+    const LayerShape& layer = shape.layers[il];
+    dm.n_layers++;
+    dm.weights_bytes += layer.WeightBytes();
+    dm.kv_bytes += LayerKvBytes(shape, layer, s);
+    for (const auto& t : layer.tensors)
+      largest = std::max(largest, t.bytes);
+  }
+  if (output) {
+    dm.weights_bytes += TensorsBytes(shape.output_tensors, /*on_host=*/false);
+    for (const auto& t : shape.output_tensors)
+      largest = std::max(largest, t.bytes);
+  }
+  // Every device that runs layers reserves the worst-case graph of its own part: llama.cpp's
+  // scheduler sizes each backend's buffer by the graph splits it runs, so only the device with
+  // the output layer reserves the logits of n_ubatch outputs.
+  if (output) {
+    dm.compute_bytes = ComputeBytes(shape, s);
+  } else if (dm.n_layers > 0) {
+    dm.compute_bytes = Phases(shape, s).layer;
+  }
+  dm.transfer_bytes = remote ? largest : 0;
+  dm.total_bytes = dm.weights_bytes + dm.kv_bytes + dm.compute_bytes + dm.transfer_bytes;
+  return dm;
+}
+
 MemoryBreakdown Estimate(const ModelShape& shape, const Settings& s) {
   MemoryBreakdown m;
   const uint32_t n_layer = shape.n_layer;
@@ -225,29 +256,21 @@ MemoryBreakdown Estimate(const ModelShape& shape, const Settings& s) {
   }
 
   // Devices: consecutive layer ranges in order; the output layer on the last one.
-  uint64_t device_compute = ComputeBytes(shape, s);
   uint32_t il = first_device_layer;
   uint64_t uploaded_from_file = 0;
   for (size_t d = 0; d < s.devices.size(); ++d) {
     const auto& place = s.devices[d];
-    DeviceMemory dm;
+    const uint32_t n = std::min(place.n_layers, n_layer - il);
+    DeviceMemory dm = EstimateDevice(shape, s, il, n, output_on_device && d + 1 == s.devices.size(),
+                                     !place.host.empty());
     dm.name = place.name;
     dm.unified = place.unified;
-    for (uint32_t k = 0; k < place.n_layers && il < n_layer; ++k, ++il) {
-      dm.n_layers++;
-      dm.weights_bytes += shape.layers[il].WeightBytes();
-      dm.kv_bytes += LayerKvBytes(shape, shape.layers[il], s);
-    }
-    if (output_on_device && d + 1 == s.devices.size()) {
-      dm.weights_bytes += TensorsBytes(shape.output_tensors, /*on_host=*/false);
-    }
-    // Every device that runs layers reserves the worst-case graph for its part.
-    dm.compute_bytes =
-        dm.n_layers > 0 || (output_on_device && d + 1 == s.devices.size()) ? device_compute : 0;
-    dm.total_bytes = dm.weights_bytes + dm.kv_bytes + dm.compute_bytes;
+    dm.host = place.host;
+    il += n;
     if (!dm.unified) uploaded_from_file += dm.weights_bytes;
     m.per_device.push_back(dm);
   }
+  const uint64_t device_compute = ComputeBytes(shape, s);
 
   // The host's graph buffer: the whole graph when the host runs layers, otherwise the inputs
   // and the copies between backends.

@@ -12,13 +12,16 @@
 
 namespace snug::plan {
 
-// One accelerator that receives layers. Layers are offloaded from the end of the model, as
-// llama.cpp does (llama-model.cpp: i_gpu_start = n_layer + 1 - n_gpu_layers), split over the
-// devices in order.
+// One accelerator (or a worker's device) that receives layers. Layers are offloaded from the end
+// of the model, as llama.cpp does (llama-model.cpp: i_gpu_start = n_layer + 1 - n_gpu_layers),
+// split over the devices in order.
 struct DevicePlacement {
   std::string name;
   bool unified = false;  // its memory is the host's (counted in the host total, never twice)
   uint32_t n_layers = 0;
+  // A worker's device reached over ggml-rpc ("HOST:PORT" and its index there); "" = local.
+  std::string host;
+  uint32_t remote_index = 0;
 };
 
 // Concrete settings: what the engine passes to llama.cpp.
@@ -38,7 +41,9 @@ struct Settings {
   bool swa_full = false;
   bool constrained_decoding = true;      // plan the grammar sampler's memory (Request's)
   std::vector<DevicePlacement> devices;  // empty: CPU only
-  bool output_on_device = false;         // output layer on the last device (ngl > n_layer)
+  // The output layer on the last device. llama.cpp counts it as the last offloadable layer, so
+  // it is offloaded whenever any layer is (n_gpu_layers >= 1).
+  bool output_on_device = false;
   CpuRepack cpu;
 
   // llama_context_params.n_ctx for these settings.
@@ -50,10 +55,15 @@ struct Settings {
 struct DeviceMemory {
   std::string name;
   bool unified = false;
+  std::string host;  // a worker's "HOST:PORT"; "" = this machine
   uint32_t n_layers = 0;
+  bool output = false;  // holds the output layer
   uint64_t weights_bytes = 0;
   uint64_t kv_bytes = 0;
   uint64_t compute_bytes = 0;
+  // A worker receives each tensor whole in one message before copying it into place
+  // (ggml-rpc.cpp, RPC_CMD_SET_TENSOR): its largest tensor is held twice while loading.
+  uint64_t transfer_bytes = 0;
   uint64_t total_bytes = 0;
 };
 
@@ -104,5 +114,10 @@ uint64_t OutputBytes(const ModelShape& shape, const Settings& s);
 uint64_t OverheadBytes(const ModelShape& shape, const Settings& s);
 
 MemoryBreakdown Estimate(const ModelShape& shape, const Settings& settings);
+
+// One device's part of Estimate: layers [first_layer, first_layer + n_layers), plus the output
+// layer when `output`. `remote`: a worker's device (counts transfer_bytes).
+DeviceMemory EstimateDevice(const ModelShape& shape, const Settings& settings, uint32_t first_layer,
+                            uint32_t n_layers, bool output, bool remote);
 
 }  // namespace snug::plan

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/size.h"
+#include "plan/placement.h"
 
 namespace snug::plan {
 namespace {
@@ -21,55 +22,31 @@ struct Candidate {
   bool fits = false;
 };
 
+// This machine's accelerators (workers' devices are placed by PlaceAcrossHosts).
 std::vector<const hw::Device*> Accelerators(const hw::Budget& budget) {
   std::vector<const hw::Device*> out;
   for (const auto& d : budget.devices) {
-    if (d.backend != "CPU" && d.budget_bytes > 0) out.push_back(&d);
+    if (d.backend != "CPU" && d.budget_bytes > 0 && d.host.empty()) out.push_back(&d);
   }
   return out;
 }
 
-// Splits `n` offloaded layers (n_layer + 1 means the output layer too) over the devices in
-// proportion to their budgets, as llama.cpp's default tensor_split follows free memory.
-void Distribute(const ModelShape& shape, const std::vector<const hw::Device*>& devices, int n,
-                Settings* s) {
-  s->devices.clear();
-  s->output_on_device = false;
-  if (devices.empty() || n <= 0) return;
-  const uint32_t layers = std::min<uint32_t>(static_cast<uint32_t>(n), shape.n_layer);
-  s->output_on_device = static_cast<uint32_t>(n) > shape.n_layer;
-  uint64_t total = 0;
-  for (const auto* d : devices)
-    total += d->budget_bytes;
-  uint32_t given = 0;
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < devices.size(); ++i) {
-    cumulative += devices[i]->budget_bytes;
-    const uint32_t upto =
-        i + 1 == devices.size()
-            ? layers
-            : static_cast<uint32_t>((static_cast<long double>(cumulative) / total) * layers + 0.5L);
-    DevicePlacement p;
-    p.name = devices[i]->name;
-    p.unified = devices[i]->unified;
-    p.n_layers = std::max(upto, given) - given;
-    given += p.n_layers;
-    s->devices.push_back(p);
+bool HasWorkerDevices(const hw::Budget& budget) {
+  for (const auto& d : budget.devices) {
+    if (!d.host.empty()) return true;
   }
-}
-
-bool DevicesFit(const MemoryBreakdown& m, const std::vector<const hw::Device*>& devices) {
-  for (size_t i = 0; i < m.per_device.size() && i < devices.size(); ++i) {
-    if (m.per_device[i].total_bytes > devices[i]->budget_bytes) return false;
-  }
-  return true;
+  return false;
 }
 
 class Fitter {
  public:
   Fitter(const ModelShape& shape, const hw::Budget& budget, const Request& request,
          const FitOptions& options)
-      : shape_(shape), budget_(budget), request_(request), devices_(Accelerators(budget)) {
+      : shape_(shape),
+        budget_(budget),
+        request_(request),
+        devices_(Accelerators(budget)),
+        workers_(HasWorkerDevices(budget)) {
     base_.n_parallel = request.n_parallel;
     base_.n_batch = request.n_batch;
     base_.n_ubatch = request.n_ubatch;
@@ -81,9 +58,25 @@ class Fitter {
     base_.cpu = options.cpu;
   }
 
-  // The best placement for a context and KV type: explicit --ngl, or as many layers on the
-  // accelerators as they hold (more offload never costs host memory).
+  // The best placement for a context and KV type: on this machine when it fits here (the
+  // fewest hosts), else across the workers.
   Candidate Evaluate(uint32_t n_ctx, KvType kv) const {
+    Candidate here = EvaluateLocal(n_ctx, kv);
+    if (here.fits || !workers_) return here;
+    Settings s = base_;
+    s.n_ctx = n_ctx;
+    s.kv_type = kv;
+    Spread spread = PlaceAcrossHosts(shape_, budget_, s);
+    Candidate c;
+    c.settings = std::move(spread.settings);
+    c.memory = std::move(spread.memory);
+    c.fits = spread.fits;
+    return c;
+  }
+
+  // This machine alone: explicit --ngl, or as many layers on the accelerators as they hold (more
+  // offload never costs host memory).
+  Candidate EvaluateLocal(uint32_t n_ctx, KvType kv) const {
     Settings s = base_;
     s.n_ctx = n_ctx;
     s.kv_type = kv;
@@ -156,21 +149,50 @@ class Fitter {
   }
 
   std::string Placement(const Candidate& c) const {
-    const int ngl = c.settings.NGpuLayers();
-    if (c.settings.devices.empty() || ngl == 0) {
+    const Settings& s = c.settings;
+    if (s.devices.empty()) {
+      if (workers_) return "all layers on this host (the workers are not needed)";
       return devices_.empty() ? "CPU only" : "all layers on the CPU (no room on accelerators)";
     }
+    uint32_t offloaded = 0;
+    bool spread = false;
     std::vector<std::string> parts;
-    for (const auto& d : c.settings.devices) {
-      if (d.n_layers > 0) parts.push_back(fmt::format("{} on {}", d.n_layers, d.name));
+    for (const auto& d : s.devices) {
+      offloaded += d.n_layers;
+      spread = spread || !d.host.empty();
+      const std::string where = d.host.empty() ? d.name : d.host;
+      if (d.n_layers > 0) parts.push_back(fmt::format("{} on {}", d.n_layers, where));
     }
-    std::string where = fmt::format("{}", fmt::join(parts, ", "));
-    if (ngl > static_cast<int>(shape_.n_layer)) {
+    const std::string output_on =
+        s.devices.back().host.empty() ? s.devices.back().name : s.devices.back().host;
+    if (spread) {
+      const uint32_t cpu = shape_.n_layer - std::min(offloaded, shape_.n_layer);
+      return fmt::format("{} of {} layers on this host's CPU, {}; the output on {}", cpu,
+                         shape_.n_layer, fmt::join(parts, ", "), output_on);
+    }
+    const std::string where = fmt::format("{}", fmt::join(parts, ", "));
+    if (offloaded >= shape_.n_layer) {
       return fmt::format("all {} layers and the output on accelerators ({})", shape_.n_layer,
                          where);
     }
-    return fmt::format("{} of {} layers on accelerators ({}), the rest on the CPU", ngl,
-                       shape_.n_layer, where);
+    return fmt::format("{} of {} layers and the output on accelerators ({}), the rest on the CPU",
+                       offloaded, shape_.n_layer, where.empty() ? output_on : where);
+  }
+
+  // Per host, for a placement across workers: "127.0.0.1:50052 needs 1.3 GiB of its 1.2 GiB".
+  std::string HostsText(const Candidate& c) const {
+    std::vector<std::string> parts;
+    for (const auto& d : c.memory.per_device) {
+      if (d.host.empty()) continue;
+      uint64_t budget = 0;
+      for (const auto& dev : budget_.devices) {
+        if (dev.name == d.name) budget = dev.budget_bytes;
+      }
+      parts.push_back(fmt::format("{} needs {} of its {} ({} layers{})", d.host,
+                                  FormatSize(d.total_bytes), FormatSize(budget), d.n_layers,
+                                  d.output ? " and the output" : ""));
+    }
+    return fmt::format("{}", fmt::join(parts, "; "));
   }
 
   std::string BudgetText() const {
@@ -189,7 +211,12 @@ class Fitter {
     uint64_t device_total = 0;
     for (const auto& d : c.memory.per_device)
       device_total += d.unified ? 0 : d.total_bytes;
-    if (device_total > 0) {
+    const std::string hosts = HostsText(c);
+    if (!hosts.empty()) {
+      s = fmt::format("{} on this host at ctx {} ({} KV); {}",
+                      FormatSize(c.memory.host_required_bytes), c.settings.n_ctx,
+                      KvTypeName(c.settings.kv_type), hosts);
+    } else if (device_total > 0) {
       s += fmt::format(" plus {} on accelerators", FormatSize(device_total));
     }
     return s;
@@ -313,6 +340,8 @@ class Fitter {
       plan.memory = chosen->memory;
       plan.reason = fmt::format("{}; {}: needs {} of {}", why, Placement(*chosen),
                                 FormatSize(chosen->memory.host_required_bytes), BudgetText());
+      const std::string hosts = HostsText(*chosen);
+      if (!hosts.empty()) plan.reason += "; " + hosts;
       if (chosen->memory.file_cache_bytes > 0) {
         plan.reason += fmt::format(" (plus {} of reclaimable file cache while loading)",
                                    FormatSize(chosen->memory.file_cache_bytes));
@@ -323,6 +352,15 @@ class Fitter {
       plan.memory = tried.memory;
       std::string message = fmt::format("{} needs {} but the budget is {}; {}", shape_.name,
                                         Needs(tried), BudgetText(), MaxCtxText(plan.max_ctx));
+      if (workers_) {
+        message = fmt::format(
+            "{} does not fit this host and its {} worker(s) together: it needs {}, and this "
+            "host's budget is {}; {}",
+            shape_.name, budget_.workers.size(), Needs(tried), BudgetText(),
+            plan.max_ctx.For(kvs.front()) > 0 || plan.max_ctx.q8_0 > 0
+                ? MaxCtxText(plan.max_ctx) + " across them"
+                : MaxCtxText(plan.max_ctx));
+      }
       if (request_.ctx_mode == CtxMode::kAuto && plan.max_ctx.For(kvs.front()) > 0) {
         message += fmt::format(
             " (below the {}-token minimum snug picks by itself; ask for it "
@@ -343,6 +381,7 @@ class Fitter {
   const hw::Budget& budget_;
   const Request& request_;
   std::vector<const hw::Device*> devices_;
+  bool workers_ = false;
   Settings base_;
 };
 
@@ -364,6 +403,14 @@ Result<Plan> Fit(const ModelShape& shape, const hw::Budget& budget, const Reques
                  const FitOptions& options) {
   if (shape.n_layer == 0) return Status::InvalidArgument("the model has no layers");
   if (request.n_parallel == 0) return Status::InvalidArgument("--parallel must be at least 1");
+  if (HasWorkerDevices(budget) && !request.ngl_auto) {
+    return Status::InvalidArgument(
+        "--ngl cannot be combined with --worker: snug places the layers across the hosts itself");
+  }
+  if (HasWorkerDevices(budget) && request.batch_invariant) {
+    return Status::InvalidArgument(
+        "--batch-invariant serves on this host's CPU only; drop --worker");
+  }
   if (!request.batch_invariant) {
     SNUG_ASSIGN_OR_RETURN(Plan plan, Fitter(shape, budget, request, options).Run());
     plan.batch_invariant = request.n_parallel == 1;  // one slot never shares a batch

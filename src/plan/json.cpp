@@ -41,13 +41,19 @@ nlohmann::json FitToJson(const Plan& p) {
 nlohmann::json MemoryToJson(const MemoryBreakdown& m) {
   nlohmann::json devices = nlohmann::json::array();
   for (const auto& d : m.per_device) {
-    devices.push_back({{"name", d.name},
-                       {"unified", d.unified},
-                       {"n_layers", d.n_layers},
-                       {"weights_bytes", d.weights_bytes},
-                       {"kv_bytes", d.kv_bytes},
-                       {"compute_bytes", d.compute_bytes},
-                       {"total_bytes", d.total_bytes}});
+    nlohmann::json dj = {{"name", d.name},
+                         {"unified", d.unified},
+                         {"n_layers", d.n_layers},
+                         {"output", d.output},
+                         {"weights_bytes", d.weights_bytes},
+                         {"kv_bytes", d.kv_bytes},
+                         {"compute_bytes", d.compute_bytes},
+                         {"total_bytes", d.total_bytes}};
+    if (!d.host.empty()) {
+      dj["host"] = d.host;
+      dj["transfer_bytes"] = d.transfer_bytes;
+    }
+    devices.push_back(std::move(dj));
   }
   return {
       {"weights_bytes", m.weights_bytes},
@@ -69,6 +75,24 @@ nlohmann::json MemoryToJson(const MemoryBreakdown& m) {
 
 nlohmann::json MaxCtxToJson(const MaxCtx& m) {
   return {{"f16", m.f16}, {"q8_0", m.q8_0}, {"q4_0", m.q4_0}};
+}
+
+nlohmann::json HostsToJson(const std::vector<HostRow>& rows) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : rows) {
+    out.push_back({{"host", r.host},
+                   {"worker", r.worker},
+                   {"n_layers", r.n_layers},
+                   {"output", r.output},
+                   {"weights_bytes", r.weights_bytes},
+                   {"kv_bytes", r.kv_bytes},
+                   {"compute_bytes", r.compute_bytes},
+                   {"other_bytes", r.other_bytes},
+                   {"total_bytes", r.total_bytes},
+                   {"budget_bytes", r.budget_bytes},
+                   {"source", r.source}});
+  }
+  return out;
 }
 
 }  // namespace snug::plan

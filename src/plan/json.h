@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "plan/fit.h"
+#include "plan/hosts.h"
 #include "plan/shape.h"
 
 namespace snug::plan {
@@ -17,5 +18,8 @@ nlohmann::json FitToJson(const Plan& plan);
 //  "peak_host_bytes", "host_required_bytes", ..., "per_device": [...]}
 nlohmann::json MemoryToJson(const MemoryBreakdown& memory);
 nlohmann::json MaxCtxToJson(const MaxCtx& max_ctx);
+// [{"host", "worker", "n_layers", "output", "weights_bytes", "kv_bytes", "compute_bytes",
+//   "other_bytes", "total_bytes", "budget_bytes", "source"}]: HostRows.
+nlohmann::json HostsToJson(const std::vector<HostRow>& rows);
 
 }  // namespace snug::plan
