@@ -11,6 +11,7 @@
 #include "hw/devices.h"
 #include "hw/json.h"
 #include "hw/profiles.h"
+#include "hw/workers.h"
 
 namespace snug::cli {
 namespace {
@@ -21,6 +22,7 @@ struct HwFlags {
   std::string memory_limit;
   std::string headroom;
   std::string hw_profile;
+  std::vector<std::string> workers;  // --worker HOST:PORT; none = SNUG_WORKERS
 };
 
 constexpr int kLabelWidth = 10;
@@ -104,6 +106,32 @@ void PrintBudget(const hw::Budget& budget) {
   Row("", budget.detail);
 }
 
+// One line per worker: who it is, what it lends (its devices' budgets), where that figure comes
+// from, what it holds for a client and whether one is connected.
+void PrintWorkers(const hw::Budget& remote) {
+  bool first = true;
+  for (const hw::WorkerHost& w : remote.workers) {
+    uint64_t budget = 0;
+    std::vector<std::string> devices;
+    for (const hw::Device& d : remote.devices) {
+      if (d.host != w.endpoint) continue;
+      budget += d.budget_bytes;
+      devices.push_back(fmt::format("{} {} free of {}", d.name, FormatSize(d.free_bytes),
+                                    FormatSize(d.total_bytes)));
+    }
+    const std::string who =
+        w.version.empty() ? std::string("llama.cpp rpc-server") : "snug " + w.version;
+    const std::string held = w.version.empty()
+                                 ? std::string("allocations unknown")
+                                 : FormatSize(w.allocated_bytes) + " allocated for a client";
+    Row(first ? "workers" : "",
+        fmt::format("{}: {}, ggml-rpc {}; budget {} [source: {}: {}]; devices: {}; {}; {}",
+                    w.endpoint, who, w.protocol, FormatSize(budget), w.source, w.detail,
+                    Join(devices, ", "), held, w.busy ? "busy (serving a client)" : "idle"));
+    first = false;
+  }
+}
+
 int ListProfiles(bool json) {
   if (json) {
     nlohmann::json out = nlohmann::json::array();
@@ -143,15 +171,29 @@ int RunHw(const HwFlags& flags) {
   }
   Result<hw::Budget> budget = hw::ResolveBudget(*options);
 
+  // Workers are asked after the local facts, into a budget of their own: the local lines stay
+  // this machine's.
+  Result<std::vector<std::string>> workers = hw::WorkerList(flags.workers);
+  if (!workers.ok()) return Report(workers.status());
+  hw::Budget remote;
+  Status workers_status = hw::ProbeWorkers(*workers, &remote);
+
   if (flags.json) {
+    if (budget.ok() && workers_status.ok()) {
+      for (hw::Device& d : remote.devices)
+        budget->devices.push_back(std::move(d));
+      budget->workers = std::move(remote.workers);
+    }
     if (!options->profile.empty())
       out["profile"] = hw::ProfileToJson(*hw::FindProfile(options->profile));
     else
       out["host"] = host ? hw::HostInfoToJson(*host) : nlohmann::json(nullptr);
     out["budget"] = budget.ok() ? hw::BudgetToJson(*budget) : nlohmann::json(nullptr);
     if (!budget.ok()) out["error"] = budget.status().message();
+    if (budget.ok() && !workers_status.ok()) out["error"] = workers_status.message();
     fmt::print("{}\n", out.dump(2));
-    return budget.ok() ? kExitOk : ExitCodeFor(budget.status());
+    if (!budget.ok()) return ExitCodeFor(budget.status());
+    return ExitCodeFor(workers_status);
   }
 
   if (!options->profile.empty()) {
@@ -173,6 +215,8 @@ int RunHw(const HwFlags& flags) {
       first = false;
     }
   }
+  if (!workers_status.ok()) return Report(workers_status);
+  PrintWorkers(remote);
   return kExitOk;
 }
 
@@ -189,6 +233,9 @@ void AddHwCommand(CLI::App& root, int* exit_code) {
   cmd->add_option("--headroom", flags->headroom,
                   "Memory kept free (default 10% of the budget, 256 MiB..1 GiB)");
   cmd->add_option("--hw", flags->hw_profile, "Show a built-in hardware profile instead");
+  cmd->add_option("--worker", flags->workers,
+                  "Also ask a `snug worker` (or llama.cpp rpc-server) at HOST:PORT what it lends; "
+                  "repeatable; also SNUG_WORKERS=H:P,H:P");
   cmd->callback([exit_code, flags] { *exit_code = RunHw(*flags); });
 }
 

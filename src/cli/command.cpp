@@ -44,6 +44,9 @@ void AddFitFlags(CLI::App* app, FitFlags* flags) {
                   "Memory kept free (default 10% of the budget, 256 MiB..1 GiB)");
   app->add_option("--vram-limit", flags->vram_limit,
                   "Cap on each accelerator's memory budget (e.g. 4GiB), for tests and what-ifs");
+  app->add_option("--worker", flags->workers,
+                  "A `snug worker` (or llama.cpp rpc-server) at HOST:PORT to place layers on when "
+                  "the model does not fit here; repeatable; also SNUG_WORKERS=H:P,H:P");
 }
 
 }  // namespace snug::cli

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -31,6 +32,8 @@ struct FitFlags {
   std::string hw_profile;    // built-in profile name; empty = this machine
   std::string headroom;      // SIZE; empty = policy default
   std::string vram_limit;    // SIZE: cap on each accelerator's budget; empty = none
+  // --worker HOST:PORT (repeatable); none = SNUG_WORKERS (comma-separated), else this host alone.
+  std::vector<std::string> workers;
 };
 void AddFitFlags(CLI::App* app, FitFlags* flags);
 
@@ -51,5 +54,6 @@ void AddStoreCommands(CLI::App& root, int* exit_code);  // pull, import, ls, rm,
 void AddPsCommand(CLI::App& root, int* exit_code);
 void AddMkmodelCommand(CLI::App& root, int* exit_code);
 void AddProbeCommand(CLI::App& root, int* exit_code);  // hidden: serve's model check
+void AddWorkerCommand(CLI::App& root, int* exit_code);
 
 }  // namespace snug::cli

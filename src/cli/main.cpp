@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   snug::cli::AddPsCommand(app, &exit_code);
   snug::cli::AddMkmodelCommand(app, &exit_code);
   snug::cli::AddProbeCommand(app, &exit_code);
+  snug::cli::AddWorkerCommand(app, &exit_code);
   app.parse_complete_callback([&] { snug::log::Init(verbose); });
 
   try {

@@ -4,14 +4,27 @@ namespace snug::hw {
 namespace {
 
 nlohmann::json DeviceToJson(const Device& d) {
-  return {{"name", d.name},
-          {"description", d.description},
-          {"backend", d.backend},
-          {"total_bytes", d.total_bytes},
-          {"free_bytes", d.free_bytes},
-          {"unified", d.unified},
-          {"budget_bytes", d.budget_bytes},
-          {"source", d.source}};
+  nlohmann::json out = {{"name", d.name},
+                        {"description", d.description},
+                        {"backend", d.backend},
+                        {"total_bytes", d.total_bytes},
+                        {"free_bytes", d.free_bytes},
+                        {"unified", d.unified},
+                        {"budget_bytes", d.budget_bytes},
+                        {"source", d.source}};
+  // Only a worker's devices have these: this machine's devices print as they always did.
+  if (!d.host.empty()) {
+    out["host"] = d.host;
+    out["remote_index"] = d.remote_index;
+  }
+  return out;
+}
+
+nlohmann::json WorkerToJson(const WorkerHost& w) {
+  return {{"endpoint", w.endpoint}, {"protocol", w.protocol},
+          {"version", w.version},   {"source", w.source},
+          {"detail", w.detail},     {"allocated_bytes", w.allocated_bytes},
+          {"busy", w.busy}};
 }
 
 template <typename T>
@@ -25,12 +38,19 @@ nlohmann::json BudgetToJson(const Budget& budget) {
   nlohmann::json devices = nlohmann::json::array();
   for (const Device& d : budget.devices)
     devices.push_back(DeviceToJson(d));
-  return {{"host_bytes", budget.host_bytes},
-          {"host_raw_bytes", budget.host_raw_bytes},
-          {"headroom_bytes", budget.headroom_bytes},
-          {"source", budget.source},
-          {"detail", budget.detail},
-          {"devices", devices}};
+  nlohmann::json out = {{"host_bytes", budget.host_bytes},
+                        {"host_raw_bytes", budget.host_raw_bytes},
+                        {"headroom_bytes", budget.headroom_bytes},
+                        {"source", budget.source},
+                        {"detail", budget.detail},
+                        {"devices", devices}};
+  if (!budget.workers.empty()) {
+    nlohmann::json workers = nlohmann::json::array();
+    for (const WorkerHost& w : budget.workers)
+      workers.push_back(WorkerToJson(w));
+    out["workers"] = workers;
+  }
+  return out;
 }
 
 nlohmann::json HostInfoToJson(const HostInfo& host) {

@@ -11,7 +11,9 @@
 namespace snug::hw {
 
 // {host_bytes, host_raw_bytes, headroom_bytes, source, detail,
-//  devices: [{name, description, backend, total_bytes, free_bytes, unified, budget_bytes, source}]}
+//  devices: [{name, description, backend, total_bytes, free_bytes, unified, budget_bytes, source,
+//             host and remote_index for a worker's device}],
+//  workers: [{endpoint, protocol, version, source, detail, allocated_bytes, busy}] when any}
 nlohmann::json BudgetToJson(const Budget& budget);
 
 // {memory: {...}, self_rss_bytes, cgroup: {...}|null, cpu: {...}, notes: [...]}
