@@ -8,10 +8,12 @@
 #include "cli/command.h"
 #include "cli/model_source.h"
 #include "cli/plan_report.h"
+#include "cli/worker_budget.h"
 #include "core/size.h"
 #include "hw/detect.h"
 #include "hw/json.h"
 #include "plan/fit.h"
+#include "plan/hosts.h"
 #include "plan/json.h"
 #include "plan/shape.h"
 
@@ -23,6 +25,21 @@ struct PlanArgs {
   FitFlags fit;
   bool json = false;
 };
+
+// One row per host: what it holds against its budget. "other" is this host's logits buffer and
+// process overhead, or the tensor a worker holds twice while receiving it.
+void PrintHosts(const std::vector<plan::HostRow>& rows) {
+  fmt::print("hosts    {:<22} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {}\n", "host",
+             "layers", "weights", "KV", "compute", "other", "total", "budget", "budget source");
+  for (const auto& r : rows) {
+    const std::string layers = fmt::format("{}{}", r.n_layers, r.output ? "+out" : "");
+    fmt::print("         {:<22} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {}{}\n", r.host,
+               layers, FormatSize(r.weights_bytes), FormatSize(r.kv_bytes),
+               FormatSize(r.compute_bytes), FormatSize(r.other_bytes), FormatSize(r.total_bytes),
+               FormatSize(r.budget_bytes), r.source,
+               r.total_bytes > r.budget_bytes ? "  OVER BUDGET" : "");
+  }
+}
 
 void PrintTable(const ModelSource& src, const plan::ModelShape& shape, const hw::Budget& budget,
                 const plan::Plan& p) {
@@ -36,7 +53,7 @@ void PrintTable(const ModelSource& src, const plan::ModelShape& shape, const hw:
                  ? fmt::format(", minus {} headroom", FormatSize(budget.headroom_bytes))
                  : "");
   for (const auto& d : budget.devices) {
-    if (d.backend == "CPU") continue;
+    if (d.backend == "CPU" || !d.host.empty()) continue;
     fmt::print("         {} {}: {} usable{}\n", d.name, d.description, FormatSize(d.budget_bytes),
                d.unified ? " (unified with host memory)" : "");
   }
@@ -50,14 +67,21 @@ void PrintTable(const ModelSource& src, const plan::ModelShape& shape, const hw:
              FormatSize(m.overhead_bytes));
   fmt::print("         host needs {} resident, peaks at {} while loading\n",
              FormatSize(m.host_required_bytes), FormatSize(m.peak_host_bytes));
-  for (const auto& d : m.per_device) {
-    fmt::print("         {}: {} layers, {} (weights {}, KV {}, compute {})\n", d.name, d.n_layers,
-               FormatSize(d.total_bytes), FormatSize(d.weights_bytes), FormatSize(d.kv_bytes),
-               FormatSize(d.compute_bytes));
+  if (budget.workers.empty()) {
+    for (const auto& d : m.per_device) {
+      fmt::print("         {}: {} layers, {} (weights {}, KV {}, compute {})\n", d.name, d.n_layers,
+                 FormatSize(d.total_bytes), FormatSize(d.weights_bytes), FormatSize(d.kv_bytes),
+                 FormatSize(d.compute_bytes));
+    }
+  } else {
+    PrintHosts(plan::HostRows(shape, p, budget));
   }
   fmt::print("max ctx  f16 {} | q8_0 {} | q4_0 {}\n", p.max_ctx.f16, p.max_ctx.q8_0,
              p.max_ctx.q4_0);
   if (p.fits) fmt::print("reason   {}\n", p.reason);
+  for (const auto& w : budget.workers) {
+    if (w.busy) fmt::print("note     worker {} is serving another client now\n", w.endpoint);
+  }
 }
 
 Status RunPlan(const PlanArgs& args) {
@@ -72,6 +96,7 @@ Status RunPlan(const PlanArgs& args) {
   // header's general.name.
   shape.name = src.name;
   SNUG_ASSIGN_OR_RETURN(hw::Budget budget, hw::ResolveBudget(options));
+  SNUG_RETURN_IF_ERROR(AddWorkers(args.fit.workers, WorkerUse::kPlan, &budget));
   SNUG_ASSIGN_OR_RETURN(plan::Plan p, plan::Fit(shape, budget, request));
 
   if (args.json) {

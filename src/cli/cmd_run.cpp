@@ -16,6 +16,7 @@
 
 #include "cli/command.h"
 #include "cli/model_source.h"
+#include "cli/worker_budget.h"
 #include "core/log.h"
 #include "core/size.h"
 #include "engine/chat.h"
@@ -70,6 +71,7 @@ Result<RunSetup> PlanRun(const std::string& model, const FitFlags& fit, int thre
   SNUG_ASSIGN_OR_RETURN(ModelSource source, ResolveModel(model));
   SNUG_ASSIGN_OR_RETURN(plan::ModelShape shape, plan::ShapeFromGguf(source.file));
   SNUG_ASSIGN_OR_RETURN(hw::Budget budget, hw::ResolveBudget(budget_options));
+  SNUG_RETURN_IF_ERROR(AddWorkers(fit.workers, WorkerUse::kLoad, &budget));
   SNUG_ASSIGN_OR_RETURN(plan::Plan p, plan::Fit(shape, budget, request));
   if (!p.fits) {
     return p.status.ok() ? Status::DoesNotFit(p.reason) : p.status;
@@ -86,6 +88,7 @@ Result<RunSetup> PlanRun(const std::string& model, const FitFlags& fit, int thre
   setup.model.path = source.location;
   setup.model.chat_template = chat_template;
   setup.model.n_gpu_layers = s.NGpuLayers();
+  setup.model.devices = DeviceSlicesFor(s);
   setup.context.n_ctx = s.LlamaNCtx();
   setup.context.kv_type = plan::KvTypeName(s.kv_type);
   setup.context.flash_attn = s.flash_attn ? engine::FlashAttn::kOn : engine::FlashAttn::kOff;
@@ -105,9 +108,13 @@ Result<RunSetup> PlanRun(const std::string& model, const FitFlags& fit, int thre
       p.memory.host_compute_bytes - p.memory.host_compute_touched_bytes;
   setup.max_ctx = p.max_ctx.For(s.kv_type);
   setup.summary = fmt::format(
-      "snug: {}: ctx {}, {} KV, {}/{} layers offloaded, planned peak {} of {} budget ({})",
+      "snug: {}: ctx {}, {} KV, {}/{} layers offloaded, planned peak {} ({} resident) of {} "
+      "budget ({})",
       source.name, s.n_ctx, plan::KvTypeName(s.kv_type), std::max(0, s.NGpuLayers()), shape.n_layer,
-      FormatSize(p.memory.peak_host_bytes), FormatSize(budget.host_bytes), budget_source);
+      FormatSize(p.memory.peak_host_bytes), FormatSize(p.memory.host_required_bytes),
+      FormatSize(budget.host_bytes), budget_source);
+  const std::string split = HostSplitText(s, shape.n_layer);
+  if (!split.empty()) setup.summary += fmt::format("; layers: {}", split);
   return setup;
 }
 

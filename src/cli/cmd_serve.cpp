@@ -18,13 +18,16 @@
 #include "cli/model_source.h"
 #include "cli/serve_plan.h"
 #include "cli/serve_store.h"
+#include "cli/worker_budget.h"
 #include "config/env.h"
 #include "core/memory.h"
 #include "core/size.h"
 #include "engine/engine.h"
+#include "engine/workers.h"
 #include "hw/detect.h"
 #include "hw/json.h"
 #include "plan/fit.h"
+#include "plan/hosts.h"
 #include "plan/json.h"
 #include "plan/shape.h"
 #include "server/http_server.h"
@@ -93,9 +96,15 @@ Result<server::ModelPlan> PlanFile(const std::string& path, const server::PlanOv
   SNUG_ASSIGN_OR_RETURN(plan::ModelShape shape, plan::ShapeFromGguf(src.file));
   // A store model's file is a blob named by its hash: messages use the name requests use.
   shape.name = overrides.name.empty() ? src.name : overrides.name;
-  SNUG_ASSIGN_OR_RETURN(plan::Plan p, plan::Fit(shape, budget, request));
-  if (!p.fits) return p.status.ok() ? Status::DoesNotFit(p.reason) : p.status;
+  hw::Budget with_workers = budget;
+  SNUG_RETURN_IF_ERROR(AddWorkers(fit.workers, WorkerUse::kServe, &with_workers));
+  SNUG_ASSIGN_OR_RETURN(plan::Plan p, plan::Fit(shape, with_workers, request));
+  if (!p.fits) {
+    const Status refusal = p.status.ok() ? Status::DoesNotFit(p.reason) : p.status;
+    return Status(refusal.code(), refusal.message() + LostWorkersNote(fit.workers));
+  }
   server::ModelPlan out;
+  out.devices = DeviceSlicesFor(p.settings);
   out.n_ctx = p.settings.n_ctx;
   out.kv_type = plan::KvTypeName(p.settings.kv_type);
   out.n_gpu_layers = p.settings.NGpuLayers();
@@ -104,14 +113,25 @@ Result<server::ModelPlan> PlanFile(const std::string& path, const server::PlanOv
   out.kv_unified = p.settings.kv_unified;
   out.batch_invariant = p.batch_invariant;
   out.peak_host_bytes = p.memory.peak_host_bytes;
+  if (!out.devices.empty()) {
+    // The file pages read only to be sent to workers are clean page cache, dropped under
+    // pressure: they would make the pool refuse a split model whose resident part fits.
+    uint64_t sent = 0;
+    for (const auto& d : p.memory.per_device)
+      sent += d.host.empty() ? 0 : d.weights_bytes;
+    out.peak_host_bytes -= std::min(out.peak_host_bytes - p.memory.host_required_bytes, sent);
+  }
   out.host_compute_untouched_bytes =
       p.memory.host_compute_bytes - p.memory.host_compute_touched_bytes;
   out.reason = p.reason;
   out.detail = {{"model", plan::ModelToJson(shape)},
-                {"budget", hw::BudgetToJson(budget)},
+                {"budget", hw::BudgetToJson(with_workers)},
                 {"fit", plan::FitToJson(p)},
                 {"memory", plan::MemoryToJson(p.memory)},
                 {"max_ctx", plan::MaxCtxToJson(p.max_ctx)}};
+  if (!with_workers.workers.empty()) {
+    out.detail["hosts"] = plan::HostsToJson(plan::HostRows(shape, p, with_workers));
+  }
   return out;
 }
 
@@ -245,6 +265,13 @@ Status RunServe(const ServeArgs& args) {
              FormatSize(budget.host_bytes), pool_options.budget_source, args.keep_alive,
              args.fit.parallel);
   server::ModelPool pool(pool_options);
+  // A worker lost mid-request ends the requests of the models on it; the rest keep serving.
+  engine::SetWorkerLostHandler([&pool](const std::string& endpoint, const std::string& what) {
+    pool.OnWorkerLost(endpoint, what);
+  });
+  struct ForgetHandler {
+    ~ForgetHandler() { engine::SetWorkerLostHandler(nullptr); }
+  } forget_handler;
   http_options.store = MakeStoreHooks(models_dir, live);
   http_options.webui = !args.no_webui;
   http_options.plan_reference = MakePlanReferenceHook(models_dir, fit, batch_invariant, live);

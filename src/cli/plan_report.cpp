@@ -15,6 +15,7 @@ nlohmann::json PlanReportJson(const ModelSource& src, const plan::ModelShape& sh
   j["fit"] = plan::FitToJson(p);
   j["memory"] = plan::MemoryToJson(p.memory);
   j["max_ctx"] = plan::MaxCtxToJson(p.max_ctx);
+  if (!budget.workers.empty()) j["hosts"] = plan::HostsToJson(plan::HostRows(shape, p, budget));
   return j;
 }
 

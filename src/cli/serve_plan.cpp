@@ -6,6 +6,7 @@
 
 #include "cli/model_source.h"
 #include "cli/plan_report.h"
+#include "cli/worker_budget.h"
 #include "gguf/remote.h"
 #include "gguf/validate.h"
 #include "plan/fit.h"
@@ -82,7 +83,8 @@ decltype(server::ServerOptions::plan_reference) MakePlanReferenceHook(
     SNUG_ASSIGN_OR_RETURN(plan::ModelShape shape, plan::ShapeFromGguf(src.file));
     // A store model's file is a blob named by its hash: messages use the name the user typed.
     shape.name = overrides.name.empty() ? src.name : overrides.name;
-    const hw::Budget budget = live->Current();
+    hw::Budget budget = live->Current();
+    SNUG_RETURN_IF_ERROR(AddWorkers(fit.workers, WorkerUse::kPlan, &budget));
     SNUG_ASSIGN_OR_RETURN(plan::Plan p, plan::Fit(shape, budget, request));
     // A plan that does not fit is an answer (fit.ok false, fit.reason with the numbers), as
     // `snug plan --json` prints it before exiting 3.

@@ -2,6 +2,7 @@
 #include "engine/engine.h"
 
 #include "engine/chat.h"
+#include "engine/workers_internal.h"
 
 #include <fmt/format.h>
 #include <llama-ext.h>
@@ -66,12 +67,47 @@ Result<ggml_type> KvTypeFromName(const std::string& name) {
   return Status::InvalidArgument("unknown KV cache type '" + name + "'; use f16, q8_0 or q4_0");
 }
 
-llama_model_params ToModelParams(const ModelOptions& options) {
+// llama_model_params with the storage its device list and split point into.
+struct ModelParams {
   llama_model_params params = llama_model_default_params();
+  std::vector<ggml_backend_dev_t> devices;
+  std::vector<float> split;
+};
+
+Result<std::unique_ptr<ModelParams>> ToModelParams(const ModelOptions& options) {
+  auto out = std::make_unique<ModelParams>();
+  llama_model_params& params = out->params;
   params.n_gpu_layers = options.n_gpu_layers;
   params.load_mode = options.use_mmap ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
   params.vocab_only = options.vocab_only;
-  return params;
+  if (options.devices.empty() || options.vocab_only) return out;
+  // An explicit device list with the layer counts as the split: llama.cpp assigns offload
+  // position p to the first device whose cumulative share exceeds p / n_gpu_layers
+  // (llama-model.cpp load_tensors), so integer counts place exactly these layers.
+  if (options.devices.size() > llama_max_devices()) {
+    return Status::InvalidArgument(fmt::format("{} devices is more than llama.cpp's {}",
+                                               options.devices.size(), llama_max_devices()));
+  }
+  int positions = 0;
+  out->split.assign(llama_max_devices(), 0.0f);
+  for (size_t i = 0; i < options.devices.size(); ++i) {
+    const DeviceSlice& slice = options.devices[i];
+    ggml_backend_dev_t dev = nullptr;
+    if (!slice.rpc_endpoint.empty()) {
+      SNUG_ASSIGN_OR_RETURN(dev, WorkerDevice(slice.rpc_endpoint, slice.rpc_device));
+    } else {
+      dev = ggml_backend_dev_by_name(slice.name.c_str());
+      if (dev == nullptr) return Status::NotFound("no device named " + slice.name);
+    }
+    out->devices.push_back(dev);
+    out->split[i] = static_cast<float>(slice.n_layers);
+    positions += static_cast<int>(slice.n_layers);
+  }
+  out->devices.push_back(nullptr);
+  params.devices = out->devices.data();
+  params.tensor_split = out->split.data();
+  params.n_gpu_layers = positions;
+  return out;
 }
 
 // The CPUs this process may run on (its cpuset / affinity mask, as a container sets it), not
@@ -209,6 +245,7 @@ void InitBackend() {
   std::call_once(once, [] {
     llama_log_set(LogToSpdlog, nullptr);
     llama_backend_init();
+    InstallWorkerGuard();
   });
 }
 
@@ -254,7 +291,8 @@ Result<MemoryBreakdown> DryRunWith(const ModelOptions& model_options,
                                    const llama_context_params& cparams) {
   InitBackend();
   SNUG_RETURN_IF_ERROR(CheckModelFile(model_options));
-  llama_model_params mparams = ToModelParams(model_options);
+  SNUG_ASSIGN_OR_RETURN(std::unique_ptr<ModelParams> holder, ToModelParams(model_options));
+  llama_model_params& mparams = holder->params;
   mparams.no_alloc = true;
   mparams.load_mode = LLAMA_LOAD_MODE_NONE;
   std::unique_ptr<llama_model, decltype(&llama_model_free)> model(
@@ -285,7 +323,8 @@ Result<MemoryBreakdown> DryRun(const ModelOptions& model_options,
 Result<std::unique_ptr<Model>> Model::Load(const ModelOptions& options) {
   InitBackend();
   SNUG_RETURN_IF_ERROR(CheckModelFile(options));
-  llama_model* model = llama_model_load_from_file(options.path.c_str(), ToModelParams(options));
+  SNUG_ASSIGN_OR_RETURN(std::unique_ptr<ModelParams> params, ToModelParams(options));
+  llama_model* model = llama_model_load_from_file(options.path.c_str(), params->params);
   if (model == nullptr) {
     return Status::Corrupt(WithLlamaReason("llama.cpp could not load " + options.path));
   }

@@ -36,11 +36,23 @@ void InitBackend();
 // ---------------------------------------------------------------------------------------------
 // Loading
 
+// Offload positions on one device, in llama.cpp's order (the first device takes the first
+// offloaded layers; the output layer is the last position, on the last device).
+struct DeviceSlice {
+  std::string name;          // a local ggml device ("CUDA0"); unused with rpc_endpoint
+  std::string rpc_endpoint;  // a worker's "HOST:PORT" (engine/workers.h)
+  uint32_t rpc_device = 0;   // the device's index on that worker
+  uint32_t n_layers = 0;     // its layers, plus 1 on the last slice for the output layer
+};
+
 struct ModelOptions {
   std::string path;  // local .gguf file
   // Jinja chat template that replaces the GGUF's (--chat-template FILE's text); "" = the GGUF's.
   std::string chat_template;
-  int n_gpu_layers = 0;     // layers offloaded to the accelerator; -1 = all
+  int n_gpu_layers = 0;  // layers offloaded to the accelerator; -1 = all
+  // The placement, device by device (the planner's, across workers too): n_gpu_layers is then
+  // their sum. Empty: n_gpu_layers over this machine's accelerators as llama.cpp splits them.
+  std::vector<DeviceSlice> devices;
   bool use_mmap = true;     // map the file instead of reading it into anonymous memory
   bool vocab_only = false;  // tokenizer and chat template only, no weights (fast; `snug show`)
 };

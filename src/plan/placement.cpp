@@ -16,6 +16,13 @@ DevicePlacement PlaceOn(const hw::Device& d, uint32_t n_layers) {
   return p;
 }
 
+// This host's share of a split: what stays resident plus the file pages read to be repacked,
+// which stay cached until pressure (the server counts them in its pool). The pages read only
+// to be sent to workers are left out: they are clean and dropped first.
+uint64_t HostBytes(const MemoryBreakdown& m) {
+  return m.host_required_bytes + m.repack_bytes;
+}
+
 }  // namespace
 
 bool DevicesFit(const MemoryBreakdown& m, const std::vector<const hw::Device*>& devices) {
@@ -142,7 +149,7 @@ Spread PlaceAcrossHosts(const ModelShape& shape, const hw::Budget& budget, const
     std::vector<std::pair<const hw::Device*, uint32_t>> chosen;
     if (middle > 0) chosen.push_back({&stand_in, middle});
     const Settings s = assemble(chosen, &order);
-    return Estimate(shape, s).host_required_bytes <= budget.host_bytes;
+    return HostBytes(Estimate(shape, s)) <= budget.host_bytes;
   };
   uint32_t cpu_layers = 0;
   {
@@ -160,19 +167,19 @@ Spread PlaceAcrossHosts(const ModelShape& shape, const hw::Budget& budget, const
     cpu_layers = lo;
   }
 
-  // The other workers, largest budget first, each taking as many of the middle layers as it
-  // holds.
-  uint32_t at = cpu_layers;
-  uint32_t left = n - elsewhere - cpu_layers;
+  // The other workers, largest budget first, each taking as many of the layers before the
+  // output worker's as it holds, until this host can take the rest. The workers lend their
+  // memory for this; this host keeps room for other models and requests.
+  uint32_t at = n - elsewhere;  // layers [0, at) are not placed yet
   std::vector<std::pair<const hw::Device*, uint32_t>> chosen;
   for (const hw::Device* d : remotes) {
-    if (left == 0) break;
+    if (at <= cpu_layers) break;
     if (d == output_worker) continue;
     auto fits = [&](uint32_t count) {
-      return EstimateDevice(shape, base, at, count, false, /*remote=*/true).total_bytes <=
+      return EstimateDevice(shape, base, at - count, count, false, /*remote=*/true).total_bytes <=
              d->budget_bytes;
     };
-    uint32_t lo = 0, hi = left;
+    uint32_t lo = 0, hi = at;
     while (lo < hi) {
       const uint32_t mid = (lo + hi + 1) / 2;
       if (fits(mid)) {
@@ -183,9 +190,10 @@ Spread PlaceAcrossHosts(const ModelShape& shape, const hw::Budget& budget, const
     }
     if (lo == 0) continue;
     chosen.push_back({d, lo});
-    at += lo;
-    left -= lo;
+    at -= lo;
   }
+  std::reverse(chosen.begin(), chosen.end());  // llama.cpp's device order follows the layers
+  const uint32_t left = at > cpu_layers ? at - cpu_layers : 0;
 
   Spread out;
   // Layers no worker holds stay on this host (llama.cpp's CPU layers), so the figures show
@@ -194,7 +202,7 @@ Spread PlaceAcrossHosts(const ModelShape& shape, const hw::Budget& budget, const
   std::vector<const hw::Device*> order;
   out.settings = assemble(chosen, &order);
   out.memory = Estimate(shape, out.settings);
-  out.fits = complete && out.memory.host_required_bytes <= budget.host_bytes &&
+  out.fits = complete && HostBytes(out.memory) <= budget.host_bytes &&
              DevicesFit(out.memory, order);
   return out;
 }

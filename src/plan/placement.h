@@ -27,12 +27,14 @@ struct Spread {
 };
 
 // Places the model across this host and the workers' devices (hw::Device::host set), for a
-// model that does not fit this machine alone. Preference follows speed: this machine's
-// accelerators take the last layers and the output, its CPU the first layers, each as many as
-// it holds; the workers take the layers between, largest budget first and each as many as it
-// holds, so the fewest hosts are used (the network is the slowest link). A worker's device
-// counts its layers' weights and KV, the worst-case compute graph, and the largest tensor it
-// receives while loading.
+// model that does not fit this machine alone, on the fewest workers (the network is the slowest
+// link). This machine's accelerators take the last layers and the output layer as they would
+// alone; otherwise the worker with the largest budget takes the output layer and as many of the
+// last layers as it holds. The other workers, largest budget first, each take as many of the
+// layers before as they hold until this host's CPU can take the rest: the workers lend their
+// memory for this, and this host keeps room for other models. A worker's device counts its
+// layers' weights and KV, its part of the compute graph, and the largest tensor it receives
+// whole while loading.
 Spread PlaceAcrossHosts(const ModelShape& shape, const hw::Budget& budget, const Settings& base);
 
 }  // namespace snug::plan

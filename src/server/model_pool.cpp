@@ -12,6 +12,7 @@
 #include "core/size.h"
 #include "engine/engine.h"
 #include "engine/probe.h"
+#include "engine/workers.h"
 #include "server/events.h"
 
 namespace snug::server {
@@ -179,7 +180,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
     }
     spdlog::info("reloading model '{}' with a context of {} (was {})", name, plan.n_ctx,
                  smaller->plan.n_ctx);
-    FreeOnLoader(&smaller->scheduler);
+    FreeOnLoader(smaller);
     smaller.reset();
   }
 
@@ -230,7 +231,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   for (auto& v : victims) {
     spdlog::info("evicting idle model '{}' ({}) to load '{}'", v->name,
                  FormatSize(v->plan.peak_host_bytes), name);
-    FreeOnLoader(&v->scheduler);
+    FreeOnLoader(v);
     evictions_total_.fetch_add(1);
     PoolEvents().Record("evict", v->name, v->plan.peak_host_bytes,
                         fmt::format("evicted (idle) to make room for '{}'", name));
@@ -240,6 +241,7 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   engine::ModelOptions model_options;
   model_options.path = path;
   model_options.n_gpu_layers = plan.n_gpu_layers;
+  model_options.devices = plan.devices;
   model_options.chat_template = options_.chat_template;
   engine::ContextOptions context_options;
   // The plan's n_ctx is per sequence (slot); the scheduler caps each request at it.
@@ -264,7 +266,14 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
                                         engine::ProbeRequestJson(model_options, context_options));
     auto verdict = checked_.find(key);
     if (verdict == checked_.end()) {
-      verdict = checked_.emplace(key, options_.model_check(model_options, context_options)).first;
+      // The child reads the file on this host only: a worker serves one client at a time, and
+      // the file's soundness does not depend on where its layers go.
+      engine::ModelOptions local = model_options;
+      if (!local.devices.empty()) {
+        local.devices.clear();
+        local.n_gpu_layers = 0;
+      }
+      verdict = checked_.emplace(key, options_.model_check(local, context_options)).first;
     }
     if (!verdict->second.ok()) return verdict->second;
   }
@@ -274,17 +283,55 @@ Result<std::shared_ptr<ModelPool::Entry>> ModelPool::LoadLocked(const std::strin
   entry->plan = plan;
   SchedulerOptions scheduler_options = options_.scheduler;
   scheduler_options.max_sequence_tokens = plan.n_ctx;
-  Status loaded_ok;
-  loader_.Run([&] {
-    Result<engine::Loaded> loaded = engine::LoadFitted(model_options, context_options, load_budget);
+  // The load owns its inputs and result: a load stuck on a lost worker is abandoned below and
+  // must not touch this frame afterwards.
+  struct LoadJob {
+    engine::ModelOptions model;
+    engine::ContextOptions context;
+    engine::LoadBudget budget;
+    std::string name;
+    SchedulerOptions scheduler_options;
+    Status status;
+    std::unique_ptr<ModelScheduler> scheduler;
+  };
+  auto job = std::make_shared<LoadJob>();
+  job->model = model_options;
+  job->context = context_options;
+  job->budget = load_budget;
+  job->name = name;
+  job->scheduler_options = scheduler_options;
+  auto load = [job] {
+    Result<engine::Loaded> loaded = engine::LoadFitted(job->model, job->context, job->budget);
     if (!loaded.ok()) {
-      loaded_ok = loaded.status();
+      job->status = loaded.status();
       return;
     }
-    entry->scheduler =
-        std::make_unique<ModelScheduler>(name, std::move(*loaded), scheduler_options);
-  });
-  SNUG_RETURN_IF_ERROR(loaded_ok);
+    job->scheduler =
+        std::make_unique<ModelScheduler>(job->name, std::move(*loaded), job->scheduler_options);
+  };
+  std::shared_ptr<SerialThread> loader = Loader();
+  if (plan.devices.empty()) {
+    loader->Run(load);
+  } else {
+    std::string lost;
+    auto worker_lost = [&] {
+      for (const auto& d : plan.devices) {
+        if (!d.rpc_endpoint.empty() && engine::WorkerLost(d.rpc_endpoint)) lost = d.rpc_endpoint;
+      }
+      return !lost.empty();
+    };
+    if (!loader->RunUnless(load, worker_lost, std::chrono::milliseconds(100))) {
+      ReplaceStuckLoader(loader);
+      PoolEvents().Record("lost", name, plan.peak_host_bytes,
+                          fmt::format("worker {} was lost while the model loaded onto it", lost));
+      return Status::Unavailable(fmt::format(
+          "model '{}' could not load: worker {} stopped answering while its layers were sent to "
+          "it",
+          name, lost));
+    }
+  }
+  SNUG_RETURN_IF_ERROR(job->status);
+  entry->scheduler = std::move(job->scheduler);
   entry->released_at.store(Clock::now().time_since_epoch().count());
   loads_total_.fetch_add(1);
   PoolEvents().Record(
@@ -318,7 +365,7 @@ Status ModelPool::Unload(const std::string& name) {
     victim = it->second;
     loaded_.erase(it);
   }
-  FreeOnLoader(&victim->scheduler);
+  FreeOnLoader(victim);
   spdlog::info("unloaded model '{}'", name);
   PoolEvents().Record("unload", name, victim->plan.peak_host_bytes, "unloaded on request");
   return Status::Ok();
@@ -433,7 +480,33 @@ uint64_t ModelPool::TakenLocked() const {
   uint64_t taken = reserved_;
   for (const auto& [_, e] : loaded_)
     taken += e->plan.peak_host_bytes;
+  for (const auto& e : lost_)
+    taken += e->plan.peak_host_bytes;
   return taken;
+}
+
+void ModelPool::OnWorkerLost(const std::string& endpoint, const std::string& what) {
+  std::vector<std::shared_ptr<Entry>> hit;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = loaded_.begin(); it != loaded_.end();) {
+      bool uses = false;
+      for (const auto& d : it->second->plan.devices)
+        uses = uses || d.rpc_endpoint == endpoint;
+      if (uses) {
+        hit.push_back(it->second);
+        lost_.push_back(it->second);
+        it = loaded_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& e : hit) {
+    spdlog::error("model '{}': {}", e->name, what);
+    e->scheduler->Abandon(Status::Unavailable(fmt::format("model '{}': {}", e->name, what)));
+    PoolEvents().Record("lost", e->name, e->plan.peak_host_bytes, what);
+  }
 }
 
 uint64_t ModelPool::PlannedBytes() const {
@@ -444,11 +517,39 @@ uint64_t ModelPool::PlannedBytes() const {
   return sum;
 }
 
-void ModelPool::FreeOnLoader(std::unique_ptr<ModelScheduler>* scheduler) {
-  loader_.Run([scheduler] {
-    scheduler->reset();  // joins its thread and frees the context and weights
+std::shared_ptr<SerialThread> ModelPool::Loader() {
+  std::lock_guard lock(loader_mu_);
+  return loader_;
+}
+
+void ModelPool::ReplaceStuckLoader(const std::shared_ptr<SerialThread>& stuck) {
+  std::lock_guard lock(loader_mu_);
+  if (loader_ != stuck) return;
+  new std::shared_ptr<SerialThread>(loader_);  // never destroyed: it would join a stuck thread
+  loader_ = std::make_shared<SerialThread>();
+}
+
+void ModelPool::FreeOnLoader(const std::shared_ptr<Entry>& entry) {
+  auto free_it = [entry] {
+    entry->scheduler.reset();  // joins its thread and frees the context and weights
     ReturnFreedMemoryToSystem();
-  });
+  };
+  std::shared_ptr<SerialThread> loader = Loader();
+  if (entry->plan.devices.empty()) {
+    loader->Run(free_it);
+    return;
+  }
+  auto worker_lost = [&] {
+    for (const auto& d : entry->plan.devices) {
+      if (!d.rpc_endpoint.empty() && engine::WorkerLost(d.rpc_endpoint)) return true;
+    }
+    return false;
+  };
+  if (!loader->RunUnless(free_it, worker_lost, std::chrono::milliseconds(100))) {
+    ReplaceStuckLoader(loader);
+    spdlog::error("model '{}' could not be freed: a worker holding its layers was lost",
+                  entry->name);
+  }
 }
 
 void ModelPool::ReapLoop() {
@@ -476,7 +577,7 @@ void ModelPool::ReapLoop() {
       spdlog::info("unloading model '{}': idle for the keep-alive period", e->name);
       PoolEvents().Record("expire", e->name, e->plan.peak_host_bytes,
                           "unloaded: idle for the keep-alive period");
-      FreeOnLoader(&e->scheduler);
+      FreeOnLoader(e);
     }
     lock.lock();
   }
@@ -500,9 +601,14 @@ void ModelPool::Shutdown(const Status& reason) {
     e->scheduler->Shutdown(reason);
   for (auto& [_, e] : all) {
     // A model a request still holds is freed with its last lease, wherever that ends.
-    if (e.use_count() == 1) FreeOnLoader(&e->scheduler);
+    if (e.use_count() == 1) FreeOnLoader(e);
   }
   all.clear();
+  // Models lost with a worker cannot be freed (their threads never return): left to the exit.
+  std::lock_guard lock(mu_);
+  for (auto& e : lost_)
+    new std::shared_ptr<Entry>(std::move(e));  // deliberately leaked
+  lost_.clear();
 }
 
 }  // namespace snug::server

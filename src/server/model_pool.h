@@ -40,6 +40,8 @@ struct ModelPlan {
   bool batch_invariant = false;
   uint64_t peak_host_bytes = 0;
   uint64_t host_compute_untouched_bytes = 0;  // engine::LoadBudget's figure, from the plan
+  // Layers placed on workers (engine::ModelOptions::devices); empty on this host alone.
+  std::vector<engine::DeviceSlice> devices;
   std::string reason;
   nlohmann::json detail;  // the full plan as `snug plan --json` prints it
 };
@@ -177,6 +179,11 @@ class ModelPool {
 
   // Ends all requests with `reason` and unloads every model. Idempotent.
   void Shutdown(const Status& reason);
+  // A worker holding layers of loaded models was lost (engine/workers.h, called on the thread
+  // that found it): their requests end with `what`, naming the worker, and the models leave
+  // the pool. Their memory stays held (their threads wait on the lost worker forever), so it
+  // stays counted against the budget. Other models keep serving.
+  void OnWorkerLost(const std::string& endpoint, const std::string& what);
 
  private:
   Result<std::string> ResolvePath(const std::string& name) const;
@@ -185,16 +192,24 @@ class ModelPool {
   PoolBudget CurrentBudget();    // the probe's figure (or the start-up one), remembered
   uint64_t TakenLocked() const;  // planned peaks of loaded models plus reservations; mu_ held
   void ReapLoop();
-  // Frees a model's scheduler (thread, context, weights) on the loader thread.
-  void FreeOnLoader(std::unique_ptr<ModelScheduler>* scheduler);
+  // Frees a model's scheduler (thread, context, weights) on the loader thread. A model whose
+  // worker is lost meanwhile is left as it is (freeing it would wait on that worker forever).
+  void FreeOnLoader(const std::shared_ptr<Entry>& entry);
 
   const PoolOptions options_;
   // Every model is loaded and freed on this one thread, so its heap allocations come from, and
   // go back to, one glibc arena: loads on the request threads spread them over up to 8 arenas
   // per core, each keeping its own fragments (~0.8 MiB per unload/load cycle, issue 15).
-  SerialThread loader_;
+  // Replaced, and the old one left running, when a load or free hangs on a worker that was
+  // lost (engine/workers.h).
+  std::shared_ptr<SerialThread> Loader();
+  void ReplaceStuckLoader(const std::shared_ptr<SerialThread>& stuck);
+  std::mutex loader_mu_;
+  std::shared_ptr<SerialThread> loader_ = std::make_shared<SerialThread>();
   mutable std::mutex mu_;  // guards loaded_
   std::map<std::string, std::shared_ptr<Entry>> loaded_;
+  // Models lost with a worker: never freed (see OnWorkerLost); guarded by mu_.
+  std::vector<std::shared_ptr<Entry>> lost_;
   uint64_t reserved_ = 0;  // held by Reservations; guarded by mu_
   // model_check's verdicts, per file version and load options; guarded by mu_.
   std::map<std::string, Status> checked_;

@@ -167,6 +167,18 @@ void ModelScheduler::Shutdown(const Status& reason) {
   cv_.notify_all();
 }
 
+void ModelScheduler::Abandon(const Status& reason) {
+  std::lock_guard lock(mu_);
+  stopping_ = true;
+  stop_reason_ = reason;
+  for (auto& job : queue_)
+    job->Finish(engine::FinishReason::kError, reason);
+  for (auto& job : running_) {
+    if (job) job->Finish(engine::FinishReason::kError, reason);
+  }
+  cv_.notify_all();
+}
+
 SchedulerStats ModelScheduler::Stats() const {
   std::lock_guard lock(mu_);
   SchedulerStats s;

@@ -124,6 +124,11 @@ class ModelScheduler {
   // Ends every queued and running job with `reason` (streams get a final error event), stops
   // the thread. Idempotent.
   void Shutdown(const Status& reason);
+  // For a model whose scheduler thread will never return (a worker holding its layers was lost,
+  // engine/workers.h): ends every queued and running job with `reason` from the calling thread
+  // and refuses new ones. The scheduler must then never be destroyed (its thread cannot be
+  // joined): the pool keeps it.
+  void Abandon(const Status& reason);
 
   const std::string& name() const { return name_; }
   const engine::Model& model() const { return *loaded_.model; }
