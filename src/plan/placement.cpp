@@ -23,6 +23,22 @@ uint64_t HostBytes(const MemoryBreakdown& m) {
   return m.host_required_bytes + m.repack_bytes;
 }
 
+// The largest count in [0, most] that `fits` (memory grows with the count, so bisect); 0 when
+// none does, or only 0.
+template <typename Fits>
+uint32_t LargestFitting(uint32_t most, const Fits& fits) {
+  uint32_t lo = 0, hi = most;
+  while (lo < hi) {
+    const uint32_t mid = (lo + hi + 1) / 2;
+    if (fits(mid)) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
 }  // namespace
 
 bool DevicesFit(const MemoryBreakdown& m, const std::vector<const hw::Device*>& devices) {
@@ -73,18 +89,11 @@ Spread PlaceAcrossHosts(const ModelShape& shape, const hw::Budget& budget, const
   Settings local = base;
   int local_ngl = 0;
   if (!locals.empty()) {
-    int lo = 0, hi = static_cast<int>(n) + 1;
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) / 2;
+    local_ngl = static_cast<int>(LargestFitting(n + 1, [&](uint32_t ngl) {
       Settings t = base;
-      Distribute(shape, locals, mid, &t);
-      if (DevicesFit(Estimate(shape, t), locals)) {
-        lo = mid;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    local_ngl = lo;
+      Distribute(shape, locals, static_cast<int>(ngl), &t);
+      return DevicesFit(Estimate(shape, t), locals);
+    }));
   }
   Distribute(shape, locals, local_ngl, &local);
   const uint32_t tail = local_ngl > 0 ? static_cast<uint32_t>(local_ngl) - 1 : 0;
@@ -101,18 +110,7 @@ Spread PlaceAcrossHosts(const ModelShape& shape, const hw::Budget& budget, const
       return EstimateDevice(shape, base, n - tail - count, count, true, /*remote=*/true)
                  .total_bytes <= output_worker->budget_bytes;
     };
-    if (fits(0)) {
-      uint32_t lo = 0, hi = n - tail;
-      while (lo < hi) {
-        const uint32_t mid = (lo + hi + 1) / 2;
-        if (fits(mid)) {
-          lo = mid;
-        } else {
-          hi = mid - 1;
-        }
-      }
-      output_worker_layers = lo;
-    }
+    output_worker_layers = LargestFitting(n - tail, fits);
   }
 
   // Assembles a placement: the workers in `chosen` order with their counts, then the output
@@ -151,21 +149,7 @@ Spread PlaceAcrossHosts(const ModelShape& shape, const hw::Budget& budget, const
     const Settings s = assemble(chosen, &order);
     return HostBytes(Estimate(shape, s)) <= budget.host_bytes;
   };
-  uint32_t cpu_layers = 0;
-  {
-    uint32_t lo = 0, hi = n - elsewhere;
-    if (host_fits(0)) {
-      while (lo < hi) {
-        const uint32_t mid = (lo + hi + 1) / 2;
-        if (host_fits(mid)) {
-          lo = mid;
-        } else {
-          hi = mid - 1;
-        }
-      }
-    }
-    cpu_layers = lo;
-  }
+  const uint32_t cpu_layers = LargestFitting(n - elsewhere, host_fits);
 
   // The other workers, largest budget first, each taking as many of the layers before the
   // output worker's as it holds, until this host can take the rest. The workers lend their
@@ -179,18 +163,10 @@ Spread PlaceAcrossHosts(const ModelShape& shape, const hw::Budget& budget, const
       return EstimateDevice(shape, base, at - count, count, false, /*remote=*/true).total_bytes <=
              d->budget_bytes;
     };
-    uint32_t lo = 0, hi = at;
-    while (lo < hi) {
-      const uint32_t mid = (lo + hi + 1) / 2;
-      if (fits(mid)) {
-        lo = mid;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    if (lo == 0) continue;
-    chosen.push_back({d, lo});
-    at -= lo;
+    const uint32_t count = LargestFitting(at, fits);
+    if (count == 0) continue;
+    chosen.push_back({d, count});
+    at -= count;
   }
   std::reverse(chosen.begin(), chosen.end());  // llama.cpp's device order follows the layers
   const uint32_t left = at > cpu_layers ? at - cpu_layers : 0;
@@ -202,8 +178,8 @@ Spread PlaceAcrossHosts(const ModelShape& shape, const hw::Budget& budget, const
   std::vector<const hw::Device*> order;
   out.settings = assemble(chosen, &order);
   out.memory = Estimate(shape, out.settings);
-  out.fits = complete && HostBytes(out.memory) <= budget.host_bytes &&
-             DevicesFit(out.memory, order);
+  out.fits =
+      complete && HostBytes(out.memory) <= budget.host_bytes && DevicesFit(out.memory, order);
   return out;
 }
 

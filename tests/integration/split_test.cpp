@@ -133,12 +133,14 @@ TEST_F(SplitTest, TwoWorkersInCgroupsHoldWhatNeitherHoldsAlone) {
 TEST_F(SplitTest, TooLittleMemoryTogetherIsExit3BeforeAnythingLoads) {
   StartWorkers(600 * kMiB);
   if (IsSkipped()) return;
+  const std::string& model = SplitModel();  // written before the clock starts
   const auto start = Clock::now();
-  ProcessResult r = Snug(
-      {"run", SplitModel(), "Hello", "-n", "4", "--ctx", "2048", "--memory-limit", kHostLimit});
+  ProcessResult r =
+      Snug({"run", model, "Hello", "-n", "4", "--ctx", "2048", "--memory-limit", kHostLimit});
   const double seconds = SecondsSince(start);
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_LT(seconds, 2.0);
+  std::printf("exit %d after %.2f s\n", r.exit_code, seconds);
   // Every host's numbers: what it would need against its budget.
   EXPECT_NE(r.err.find("does not fit this host and its 2 worker(s)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(a_->endpoint() + " needs"), std::string::npos) << r.err;
