@@ -3,6 +3,7 @@
 #include <ggml-backend-impl.h>
 
 #include <atomic>
+#include <cstdio>
 #include <mutex>
 #include <unordered_map>
 
@@ -140,6 +141,20 @@ void CountedFree(ggml_backend_buffer_t buffer) {
 
 ggml_backend_buffer_t CountedAlloc(ggml_backend_buffer_type_t b, size_t size) {
   Impl* impl = Of(b);
+  // A buffer beyond the budget is refused, not allocated into the kernel's OOM killer: a
+  // client's plan can be stale (another client, memory taken since it probed) or come from a
+  // planner that ignores the budget (a plain llama.cpp). ggml-rpc answers a null buffer, which
+  // llama.cpp reports as a failed allocation.
+  size_t free = 0, total = 0;
+  impl->memory(&free, &total);
+  if (size > free) {
+    std::fprintf(stderr,
+                 "snug worker: refused a %.1f MiB buffer: only %.1f MiB of this worker's budget "
+                 "is free\n",
+                 size / 1048576.0, free / 1048576.0);
+    std::fflush(stderr);
+    return nullptr;
+  }
   ggml_backend_buffer_t buffer = Real(b)->iface.alloc_buffer(Real(b), size);
   if (buffer == nullptr) return nullptr;
   {

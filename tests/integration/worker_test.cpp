@@ -126,6 +126,12 @@ TEST(Worker, InsideACgroupReportsTheCgroupBudgetOverRpcProbeAndStatus) {
   EXPECT_LT(Distance(holding.devices[0].free_bytes + kBuffer, idle.devices[0].free_bytes),
             32 * kMiB)
       << "free " << holding.devices[0].free_bytes << " idle " << idle.devices[0].free_bytes;
+  // A buffer beyond what is left of the budget is refused; the worker stays up.
+  const size_t too_big = holding.devices[0].free_bytes + 64 * kMiB;
+  EXPECT_EQ(ggml_backend_buft_alloc_buffer(buft, too_big), nullptr);
+  EXPECT_NE(worker.process.err().find("refused a"), std::string::npos) << worker.process.err();
+  EXPECT_EQ(StatusOf(worker.port).allocated_bytes, kBuffer);
+  EXPECT_EQ(cgroup.OomKills(), 0);
   ggml_backend_buffer_free(buffer);  // the client's last buffer: it disconnects
   hw::WorkerStatus after;
   const auto start = Clock::now();
