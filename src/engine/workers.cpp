@@ -1,21 +1,19 @@
 #include "engine/workers.h"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <ggml-rpc.h>
 #include <ggml.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <set>
 
 #include "engine/workers_internal.h"
+#include "hw/tcp_client.h"
+#include "hw/workers.h"
 
 namespace snug::engine {
 namespace {
@@ -27,34 +25,10 @@ std::set<std::string> g_lost;
 
 // Whether HOST:PORT accepts a TCP connection within `timeout_ms`.
 bool Accepts(const std::string& endpoint, int timeout_ms) {
-  const size_t colon = endpoint.rfind(':');
-  if (colon == std::string::npos) return false;
-  std::string host = endpoint.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  const std::string port = endpoint.substr(colon + 1);
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) return false;
-  bool ok = false;
-  for (addrinfo* a = found; a != nullptr && !ok; a = a->ai_next) {
-    const int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) continue;
-    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
-      ok = true;
-    } else if (errno == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
-      int err = 0;
-      socklen_t len = sizeof(err);
-      ok = poll(&p, 1, timeout_ms) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
-           err == 0;
-    }
-    close(fd);
-  }
-  freeaddrinfo(found);
-  return ok;
+  auto parsed = hw::ParseWorkerEndpoint(endpoint);
+  if (!parsed.ok()) return false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  return hw::TcpConnect(parsed->first, parsed->second, deadline).ok();
 }
 
 // ggml_abort's messages from ggml-rpc's client when a worker goes away or answers garbage.

@@ -1,6 +1,7 @@
 // A minimal blocking TCP client with a deadline on every step, for probing workers. ggml-rpc's own
 // client aborts the process when a worker is unreachable or goes away (GGML_ABORT in
-// ggml-rpc.cpp), so nothing that only asks a worker may go through it. Internal to src/hw.
+// ggml-rpc.cpp), so nothing that only asks a worker may go through it. Used by src/hw and by
+// engine/workers.cpp (which worker is gone).
 #pragma once
 
 #include <chrono>
